@@ -1,0 +1,129 @@
+"""The `etl` command line. Each command parses options and calls a library function.
+
+Exit codes: 0 success, 1 the data failed an `error` audit (nothing published), 2 bad usage,
+bad config or unreadable input. Heavy libraries are imported inside the commands that need them,
+so that `etl --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from etl.paths import DEFAULT_CONFIG, DEFAULT_DATA_ROOT, DEFAULT_WAREHOUSE
+
+app = typer.Typer(
+    help="Trip-data ETL for Washington, DC: load, check, integrate and publish trip data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+WarehouseOption = Annotated[
+    Path,
+    typer.Option(
+        "--warehouse",
+        envvar="ETL_WAREHOUSE",
+        help="DuckDB warehouse file.",
+        show_default=True,
+    ),
+]
+DataRootOption = Annotated[
+    Path, typer.Option("--data-root", envvar="ETL_DATA_ROOT", help="Root of the source files.")
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line to stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def sample(
+    out: Annotated[Path, typer.Option("--out", help="Data root to write.")] = DEFAULT_DATA_ROOT,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 0,
+    scale: Annotated[float, typer.Option(help="1 is about 100,000 taxi rows.", min=0.001)] = 1.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Write realistic sample files for every source into a data root."""
+    from etl.sample import write_sample
+
+    summary = write_sample(out, seed=seed, scale=scale)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+    else:
+        typer.echo(f"wrote sample data to {out}: " + _describe_sample(summary))
+
+
+def _describe_sample(summary: dict) -> str:
+    rows = summary.get("rows", {})
+    return ", ".join(f"{name} {count:,} rows" for name, count in rows.items()) or "done"
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", help="The sources file.")] = DEFAULT_CONFIG,
+    data_root: DataRootOption = DEFAULT_DATA_ROOT,
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Reload every file and rebuild everything.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The nightly load: read every source, check, integrate and publish."""
+    from etl.cli.output import print_run, reporter_for
+    from etl.config.load import ConfigError
+    from etl.pipeline import run as run_pipeline
+    from etl.publish.warehouse import WarehouseError
+    from etl.sources.files import SourceError
+
+    try:
+        result = run_pipeline(
+            config, data_root, warehouse, full_refresh, reporter=reporter_for(quiet=as_json)
+        )
+    except (ConfigError, SourceError, WarehouseError) as exc:
+        raise fail(str(exc)) from None
+    print_run(result, as_json=as_json)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="SQL to run on the warehouse (read-only).")],
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+) -> None:
+    """Run SQL on the warehouse, read-only."""
+    from etl.cli.output import print_query
+    from etl.report.query import QueryError, run_query
+
+    if output not in ("table", "csv", "json"):
+        raise fail(f"--format must be table, csv or json, not {output!r}")
+    try:
+        columns, rows = run_query(warehouse, query)
+    except QueryError as exc:
+        raise fail(str(exc)) from None
+    print_query(columns, rows, output)
+
+
+@app.command()
+def status(
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    limit: Annotated[int, typer.Option(help="How many runs to show.")] = 10,
+    as_json: JsonOption = False,
+) -> None:
+    """The last runs and what each loaded, quarantined and published."""
+    from etl.cli.output import print_status
+    from etl.report.query import QueryError
+    from etl.report.status import last_runs
+
+    try:
+        runs = last_runs(warehouse, limit)
+    except QueryError as exc:
+        raise fail(str(exc)) from None
+    print_status(runs, as_json=as_json)

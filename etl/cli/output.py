@@ -1,0 +1,164 @@
+"""How the CLI shows results: rich tables on a terminal, plain lines or JSON elsewhere."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from etl.pipeline import RunResult
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class ProgressReporter:
+    """A progress bar over the files of a run, for a terminal."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("[bold]loading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=err_console,
+            transient=True,
+        )
+        self.task = None
+
+    def start(self, total: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task("", total=total)
+
+    def advance(self, path: str) -> None:
+        self.progress.update(self.task, advance=1, description=path)
+        if self.progress.finished:
+            self.progress.stop()
+
+    def log(self, message: str) -> None:
+        self.progress.console.log(message)
+
+
+class LineReporter:
+    """Plain log lines on stderr, for cron and CI."""
+
+    def start(self, total: int) -> None:
+        print(f"loading {total} file(s)", file=sys.stderr, flush=True)
+
+    def advance(self, path: str) -> None: ...
+
+    def log(self, message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+
+class QuietReporter:
+    def start(self, total: int) -> None: ...
+    def advance(self, path: str) -> None: ...
+    def log(self, message: str) -> None: ...
+
+
+def reporter_for(quiet: bool) -> ProgressReporter | LineReporter | QuietReporter:
+    if quiet:
+        return QuietReporter()
+    return ProgressReporter() if err_console.is_terminal else LineReporter()
+
+
+def to_json(value: Any) -> Any:
+    """JSON-safe values for the warehouse's types."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return str(value)
+
+
+def print_run(result: RunResult, as_json: bool) -> None:
+    files = [vars(f) for f in result.files]
+    if as_json:
+        payload = {
+            "run_id": result.run_id,
+            "status": result.status,
+            "exit_code": result.exit_code,
+            "published": result.published,
+            "message": result.message,
+            "files_skipped": result.files_skipped,
+            "files": files,
+            "reasons": dict(result.reason_counts.most_common()),
+        }
+        console.print_json(json.dumps(payload, default=to_json))
+        return
+    loaded = [f for f in result.files if f.status == "loaded"]
+    failed = [f for f in result.files if f.status != "loaded"]
+    console.print(
+        f"run {result.run_id}: [bold]{result.status}[/] — {len(loaded)} file(s) loaded, "
+        f"{result.files_skipped} unchanged, {len(failed)} failed"
+    )
+    console.print(
+        f"rows: {result.total('rows_read'):,} read, {result.total('rows_staged'):,} staged "
+        f"({result.total('rows_flagged'):,} flagged), "
+        f"{result.total('rows_quarantined'):,} quarantined"
+    )
+    if result.reason_counts:
+        top = ", ".join(f"{name} {count:,}" for name, count in result.reason_counts.most_common(5))
+        console.print(f"top reasons: {top}")
+    for f in failed:
+        console.print(f"[red]{f.status}[/] {f.path}: {f.reason}")
+    if result.message != "ok":
+        console.print(result.message)
+
+
+def print_query(columns: list[str], rows: list[tuple], output: str) -> None:
+    if output == "json":
+        records = [dict(zip(columns, row, strict=True)) for row in rows]
+        sys.stdout.write(json.dumps(records, default=to_json, indent=2) + "\n")
+    elif output == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        table = Table(*columns, show_lines=False)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row))
+        console.print(table)
+
+
+def print_status(runs: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(runs, default=to_json, indent=2) + "\n")
+        return
+    if not runs:
+        console.print("no runs yet")
+        return
+    table = Table(
+        "run",
+        "status",
+        "files",
+        "read",
+        "staged",
+        "flagged",
+        "quarantined",
+        "failed checks",
+        "published",
+    )
+    for r in runs:
+        table.add_row(
+            r["run_id"],
+            r["status"],
+            f"{r['files_loaded'] or 0} new, {r['files_skipped'] or 0} same, "
+            f"{r['files_failed'] or 0} failed",
+            f"{r['rows_read'] or 0:,}",
+            f"{r['rows_staged'] or 0:,}",
+            f"{r['rows_flagged'] or 0:,}",
+            f"{r['rows_quarantined'] or 0:,}",
+            "\n".join(r["failed_checks"]) or "-",
+            "yes" if r["published"] else "no",
+        )
+    console.print(table)

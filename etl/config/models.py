@@ -1,0 +1,159 @@
+"""The typed shape of `sources.yaml`.
+
+Every model forbids unknown keys, so a typo (`delimeter:`) is an error that names the key instead
+of a setting silently ignored. The canonical units are seconds, miles and dollars; a column
+declares the unit its source uses and staging converts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+# Factor that turns one source unit into the canonical unit of its kind.
+UNIT_FACTORS: dict[str, float] = {
+    "seconds": 1.0,
+    "minutes": 60.0,
+    "hours": 3600.0,
+    "miles": 1.0,
+    "km": 0.621371192237334,
+    "meters": 0.000621371192237334,
+    "dollars": 1.0,
+    "cents": 0.01,
+}
+
+ColumnType = Literal["string", "integer", "float", "money", "boolean", "timestamp"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Column(Strict):
+    """How one canonical field is read from a source column."""
+
+    source: str = Field(alias="from", description="header name (or dotted JSON path)")
+    type: ColumnType = "string"
+    unit: Literal[tuple(UNIT_FACTORS)] | None = None  # type: ignore[valid-type]
+    format: str | None = Field(None, description="strptime format of a timestamp")
+    timezone: str | None = Field(
+        None, description="zone of a naive local timestamp; None when the text carries its offset"
+    )
+    # The DST policy of local timestamps: the repeated autumn hour and the skipped spring hour.
+    ambiguous: Literal["earliest", "latest", "reject"] = "earliest"
+    nonexistent: Literal["shift_forward", "reject"] = "shift_forward"
+    true_values: tuple[str, ...] = ("Y", "y", "true", "True", "1")
+    required: bool = True
+
+    @model_validator(mode="after")
+    def _unit_needs_number(self) -> Column:
+        if self.unit and self.type not in ("integer", "float", "money"):
+            raise ValueError(f"unit {self.unit!r} needs a numeric type, not {self.type!r}")
+        return self
+
+
+class ColumnOverride(Strict):
+    """A layout's change to a column: only the keys it names."""
+
+    source: str | None = Field(None, alias="from")
+    unit: Literal[tuple(UNIT_FACTORS)] | None = None  # type: ignore[valid-type]
+    format: str | None = None
+    timezone: str | None = None
+    required: bool | None = None
+
+
+class Layout(Strict):
+    """A variant of a source's files, chosen by file or zip-member name."""
+
+    name: str
+    match: tuple[str, ...] = Field(description="glob patterns on the member (or file) name")
+    delimiter: str | None = None
+    columns: dict[str, ColumnOverride] = {}
+
+
+class Source(Strict):
+    """One silo: where its files are, how to read them, how its columns map."""
+
+    format: Literal["delimited", "jsonl", "geojson"]
+    entity: Literal["trip", "boundary"] = "trip"
+    files: tuple[str, ...] = Field(
+        description="paths or globs under the data root, or http(s) URLs", min_length=1
+    )
+    members: tuple[str, ...] = Field(
+        ("*",), description="glob patterns of the zip members to read; others are skipped"
+    )
+    delimiter: str = ","
+    encoding: Literal["utf-8", "latin-1", "cp1252"] = "utf-8"
+    null_tokens: tuple[str, ...] = ("",)
+    trailer: str | None = Field(
+        None, description="regex of a last-line control total, one group capturing the count"
+    )
+    key: tuple[str, ...] = ("source_record_id",)
+    time_precision: Literal["hour", "second"] = "second"
+    location_precision: Literal["block", "exact"] = "exact"
+    row_checks: str | None = Field(None, description="row-check spec under schemas/")
+    suite: str | None = Field(None, description="batch suite under schemas/suites/")
+    layouts: tuple[Layout, ...] = ()
+    columns: dict[str, Column] = {}
+
+    @field_validator("delimiter")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        if len(value) != 1:
+            raise ValueError("a delimiter is one character")
+        return value
+
+    @model_validator(mode="after")
+    def _overrides_name_columns(self) -> Source:
+        for layout in self.layouts:
+            unknown = set(layout.columns) - set(self.columns)
+            if unknown:
+                raise ValueError(
+                    f"layout {layout.name!r} overrides unknown column(s) {sorted(unknown)}"
+                )
+        if self.entity == "trip" and not self.columns:
+            raise ValueError("a trip source maps at least one column")
+        return self
+
+    def layout_for(self, name: str) -> Layout | None:
+        """The first layout whose patterns match a file or member name."""
+        from fnmatch import fnmatch
+
+        return next(
+            (lay for lay in self.layouts if any(fnmatch(name, pat) for pat in lay.match)), None
+        )
+
+    def columns_for(self, layout: Layout | None) -> dict[str, Column]:
+        """The column mapping with the layout's overrides applied."""
+        if layout is None:
+            return dict(self.columns)
+        merged = {}
+        for field, column in self.columns.items():
+            override = layout.columns.get(field)
+            if override is None:
+                merged[field] = column
+            else:
+                changes = override.model_dump(exclude_none=True)
+                merged[field] = column.model_copy(update=changes)
+        return merged
+
+
+class Config(Strict):
+    """The whole `sources.yaml`."""
+
+    version: Literal[1] = 1
+    sources: dict[str, Source]
+
+    @field_validator("sources")
+    @classmethod
+    def _plain_names(cls, sources: dict[str, Source]) -> dict[str, Source]:
+        for name in sources:
+            if not IDENTIFIER.match(name):
+                raise ValueError(
+                    f"source name {name!r} is not a plain identifier (lower case, digits, _)"
+                )
+        return sources

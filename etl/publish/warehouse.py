@@ -1,0 +1,73 @@
+"""Open the DuckDB warehouse and keep its fixed tables in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from etl.paths import DDL_DIR
+
+
+class WarehouseError(Exception):
+    """The warehouse file cannot be opened as asked; one line for the user."""
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection to the warehouse file; a writer also creates it and its fixed tables."""
+    if read_only and not path.exists():
+        raise WarehouseError(f"{path}: no warehouse yet (run `etl run` first)")
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise WarehouseError(f"{path}: cannot open the warehouse: {_first_line(exc)}") from None
+    if not read_only:
+        for ddl in sorted(DDL_DIR.glob("*.sql")):
+            con.execute(ddl.read_text())
+    return con
+
+
+def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    """Insert a frame by column name, creating the table or adding new columns as needed.
+
+    A config edit may map a new field; the table grows a column rather than the load failing.
+    """
+    schema, name = table.split(".")
+    existing = {
+        row[0]: row[1]
+        for row in con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
+    con.register("_incoming", frame)
+    try:
+        if not existing:
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming")
+            return
+        incoming = con.execute("DESCRIBE SELECT * FROM _incoming").fetchall()
+        for column, column_type, *_ in incoming:
+            if column not in existing:
+                con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {column_type}')
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+    finally:
+        con.unregister("_incoming")
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchone()[0]
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]

@@ -1,0 +1,112 @@
+"""Parse delimited text (pipe or comma) into a frame of raw text columns.
+
+Every column stays text here: staging casts, so that a value that does not parse becomes a null
+plus a reason, and the quarantine can keep the value exactly as the file had it. polars parses
+the whole buffer at once on all cores.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import polars as pl
+
+from etl.sources.files import SourceError
+
+LINE = "_line"  # lineage: the line of the file a row came from; the header is line 1
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    """One file's rows as raw text, with what the file said about itself."""
+
+    frame: pl.DataFrame  # one Utf8 column per header name, plus `_line`
+    header: tuple[str, ...]
+    blank_lines: int  # empty lines between the rows: not rows, but counted
+    control_total: int | None  # the count a trailer line declared, if the source has one
+    trailer_found: bool
+
+
+def parse_delimited(
+    data: bytes,
+    delimiter: str,
+    encoding: str = "utf-8",
+    trailer: str | None = None,
+) -> RawBatch:
+    """Parse a whole delimited file. Raises SourceError with a one-line reason."""
+    if not data.strip():
+        raise SourceError("empty file")
+    if encoding != "utf-8":
+        data = data.decode(encoding).encode("utf-8")
+
+    control_total, trailer_found = None, False
+    if trailer is not None:
+        data, control_total, trailer_found = _split_trailer(data, trailer)
+
+    try:
+        frame = pl.read_csv(
+            data,
+            separator=delimiter,
+            has_header=True,
+            infer_schema=False,
+            quote_char='"',
+        )
+    except pl.exceptions.ComputeError as exc:
+        raise SourceError(_parse_failure(exc, data)) from None
+    except pl.exceptions.NoDataError:
+        raise SourceError("empty file") from None
+
+    header = tuple(frame.columns)
+    if len(header) == 1 and delimiter not in header[0] and _other_delimiter(header[0], delimiter):
+        raise SourceError(f"header is not delimited by {delimiter!r}: {header[0][:60]!r}")
+    _check_line_count(data, frame.height)
+
+    frame = frame.with_row_index(LINE, offset=2).with_columns(pl.col(LINE).cast(pl.Int64))
+    # polars keeps an empty line as a row of nulls; it is not a row of the file's data.
+    blank = pl.all_horizontal(pl.col(c).is_null() for c in header)
+    blank_lines = int(frame.select(blank.sum()).item())
+    if blank_lines:
+        frame = frame.filter(~blank)
+    return RawBatch(frame, header, blank_lines, control_total, trailer_found)
+
+
+def _split_trailer(data: bytes, pattern: str) -> tuple[bytes, int | None, bool]:
+    """Cut a control-total last line (`TOTAL ROWS: 1234`) off the data, returning its count."""
+    body = data.rstrip(b"\r\n")
+    cut = body.rfind(b"\n")
+    last = body[cut + 1 :].decode("utf-8", errors="replace").strip()
+    match = re.fullmatch(pattern, last)
+    if match is None:
+        return data, None, False
+    return body[: cut + 1], int(match.group(1)), True
+
+
+def _check_line_count(data: bytes, rows: int) -> None:
+    """Lineage says a row's line; that holds only when every row is one physical line."""
+    lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
+    if lines != rows + 1:
+        raise SourceError(
+            f"{lines} lines but {rows} rows and a header: a quoted value spans lines, "
+            "so line numbers could not be kept"
+        )
+
+
+def _other_delimiter(header: str, delimiter: str) -> bool:
+    return any(d in header for d in "|,;\t" if d != delimiter)
+
+
+def _parse_failure(exc: Exception, data: bytes) -> str:
+    message = str(exc).splitlines()[0]
+    if "utf-8" in message.lower():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = data.count(b"\n", 0, err.start) + 1
+            return (
+                f"not valid UTF-8: byte 0x{data[err.start]:02x} on line {line} "
+                "(declare the source's encoding in sources.yaml)"
+            )
+    if "more fields" in message:
+        return "a row has more fields than the header"
+    return f"cannot parse: {message}"

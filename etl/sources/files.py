@@ -1,0 +1,106 @@
+"""Find the files a source declares and say what each one is.
+
+A "file" is what holds rows: a plain file, or one member of a zip, named relative to the data
+root (`dc_taxi/taxi_2016.zip!taxi_2016_01.txt`). Each carries a cheap fingerprint that tells an
+unchanged file from a changed one without reading it: for a plain file its size and sha256
+(hashed only when its size or mtime moved), for a zip member the size and CRC-32 that the zip's
+central directory already records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+
+from etl.config.models import Source
+
+
+class SourceError(Exception):
+    """A file or container that cannot be read; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """One file of a source, as found on disk."""
+
+    source: str
+    path: str  # relative to the data root; `ZIP!MEMBER` for a zip member
+    container: Path  # the file on disk (the zip for a member)
+    member: str | None
+    size_bytes: int  # of the file itself (the member uncompressed)
+    fingerprint: str  # changes when the content changes
+
+    @property
+    def name(self) -> str:
+        """The file name that layouts match against (the member name inside a zip)."""
+        return self.member or self.container.name
+
+
+@dataclass(frozen=True)
+class Broken:
+    """A container that could not even be listed (a corrupt zip): recorded as a failed file."""
+
+    source: str
+    path: str
+    container: Path
+    reason: str
+
+
+def discover(name: str, source: Source, data_root: Path) -> list[FileRef | Broken]:
+    """Every file of a source under the data root, in a stable order."""
+    found: list[FileRef | Broken] = []
+    for container in _expand(source.files, data_root):
+        relative = container.relative_to(data_root).as_posix()
+        if zipfile.is_zipfile(container):
+            found.extend(_zip_members(name, source, container, relative))
+        elif container.suffix.lower() == ".zip":
+            found.append(Broken(name, relative, container, "not a valid zip archive"))
+        else:
+            size = container.stat().st_size
+            found.append(
+                FileRef(name, relative, container, None, size, _plain_fingerprint(container))
+            )
+    return found
+
+
+def _expand(patterns: tuple[str, ...], data_root: Path) -> list[Path]:
+    paths: set[Path] = set()
+    for pattern in patterns:
+        if pattern.startswith(("http://", "https://")):
+            raise SourceError(f"{pattern}: remote files are not supported yet")
+        paths.update(p for p in data_root.glob(pattern) if p.is_file())
+    return sorted(paths)
+
+
+def _zip_members(
+    name: str, source: Source, container: Path, relative: str
+) -> list[FileRef | Broken]:
+    try:
+        with zipfile.ZipFile(container) as archive:
+            infos = [i for i in archive.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError) as exc:
+        return [Broken(name, relative, container, f"not a valid zip archive: {exc}")]
+    return [
+        FileRef(
+            source=name,
+            path=f"{relative}!{info.filename}",
+            container=container,
+            member=info.filename,
+            size_bytes=info.file_size,
+            fingerprint=f"crc32:{info.CRC:08x}:{info.file_size}",
+        )
+        for info in infos
+        if any(fnmatch(info.filename, pattern) for pattern in source.members)
+    ]
+
+
+def _plain_fingerprint(path: Path) -> str:
+    """sha256 of a plain file, streamed so that memory stays flat."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"

@@ -1,0 +1,160 @@
+"""The load from DFHV zips to staging: layouts, types, time zones, lineage and reruns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dfhv import HEADER_2015, member_text, trip, write_zip
+
+
+def zip_2016(wh, rows, name="taxi_2016_01.txt"):
+    return write_zip(wh.data / "dc_taxi" / "taxi_2016.zip", {name: member_text(rows)})
+
+
+def staged(wh, columns="*", where="true"):
+    return wh.query(f"SELECT {columns} FROM staging.dc_taxi WHERE {where} ORDER BY _file, _line")
+
+
+def test_both_layouts_map_by_header_name(wh):
+    rows = [trip(1), trip(2, FAREAMOUNT="33.10", MILEAGE="7.25", DURATION="1500")]
+    write_zip(wh.data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": member_text(rows)})
+    reordered = list(reversed(HEADER_2015))  # the 2023 release orders its columns differently
+    write_zip(
+        wh.data / "dc_taxi" / "taxi_2023.zip",
+        {"taxi_202301.csv": member_text(rows, delimiter=",", header=reordered)},
+    )
+    result = wh.run()
+    assert result.exit_code == 0
+    assert {f.layout for f in result.files} == {"release_2015_2019", "yearly_2020_on"}
+    fields = "source_record_id, fare_usd, distance_miles, duration_s, pickup_lat, airport"
+    by_file = {}
+    for path in ("taxi_2016.zip", "taxi_2023.zip"):
+        by_file[path] = staged(wh, fields, f"_file LIKE 'dc_taxi/{path}!%'")
+    assert by_file["taxi_2016.zip"] == by_file["taxi_2023.zip"]
+    assert by_file["taxi_2016.zip"][1] == ("2", 33.10, 7.25, 1500.0, 38.902, False)
+
+
+def test_readme_member_is_skipped(wh):
+    zip_2016(wh, [trip(1)])
+    result = wh.run()
+    assert [f.path for f in result.files] == ["dc_taxi/taxi_2016.zip!taxi_2016_01.txt"]
+
+
+def test_null_tokens_are_nulls_not_errors(wh):
+    zip_2016(wh, [trip(1, FAREAMOUNT="NULL"), trip(2, FAREAMOUNT=""), trip(3, FAREAMOUNT=" NULL ")])
+    result = wh.run()
+    assert result.total("rows_quarantined") == 0
+    assert staged(wh, "fare_usd") == [(None,), (None,), (None,)]
+
+
+def test_unparseable_value_is_quarantined_with_reason_and_raw_text(wh):
+    zip_2016(wh, [trip(1), trip(2, FAREAMOUNT="12,5O", ORIGINDATETIME_TR="13/45/2016 08:00")])
+    wh.run()
+    reasons, raw, line = wh.query(
+        "SELECT reasons, raw->>'FAREAMOUNT', line FROM quality.quarantine"
+    )[0]
+    assert sorted(reasons) == ["unparseable:fare_usd", "unparseable:pickup_at"]
+    assert raw == "12,5O"
+    assert line == 3
+
+
+def test_local_time_to_utc_on_both_sides_of_daylight_saving(wh):
+    times = {
+        1: "03/12/2023 01:00",  # EST, before the spring change
+        2: "03/12/2023 02:00",  # skipped: read with the offset before the change
+        3: "03/12/2023 03:00",  # EDT
+        4: "11/05/2023 00:00",  # EDT
+        5: "11/05/2023 01:00",  # repeated: the first (daylight) one
+        6: "11/05/2023 02:00",  # EST
+    }
+    rows = [trip(k, ORIGINDATETIME_TR=t, DESTINATIONDATETIME_TR=t) for k, t in times.items()]
+    zip_2016(wh, rows)
+    wh.run()
+    got = [row[0] for row in staged(wh, "pickup_at")]
+    expected = [
+        datetime(2023, 3, 12, 6, tzinfo=UTC),
+        datetime(2023, 3, 12, 7, tzinfo=UTC),
+        datetime(2023, 3, 12, 7, tzinfo=UTC),
+        datetime(2023, 11, 5, 4, tzinfo=UTC),
+        datetime(2023, 11, 5, 5, tzinfo=UTC),
+        datetime(2023, 11, 5, 7, tzinfo=UTC),
+    ]
+    assert got == expected
+
+
+def test_lineage_line_is_the_line_of_the_member(wh):
+    rows = [trip(k, FAREAMOUNT=f"{10 + k}.00") for k in range(1, 51)]
+    rows[29]["DURATION"] = "soon"  # line 31 goes to quarantine
+    zip_2016(wh, rows)
+    wh.run()
+    text = member_text(rows).splitlines()
+    for line, fare in staged(wh, "_line, fare_usd"):
+        fields = text[line - 1].split("|")
+        assert float(fields[HEADER_2015.index("FAREAMOUNT")]) == fare
+    assert wh.scalar("SELECT line FROM quality.quarantine") == 31
+    assert text[30].split("|")[HEADER_2015.index("DURATION")] == "soon"
+
+
+def test_rerun_loads_nothing_and_changes_no_count(wh):
+    zip_2016(wh, [trip(k) for k in range(1, 21)])
+    first = wh.run()
+    counts = "SELECT (SELECT count(*) FROM staging.dc_taxi), (SELECT count(*) FROM quality.files)"
+    before = wh.query(counts)
+    second = wh.run()
+    assert first.total("rows_staged") == 20
+    assert second.files == [] and second.files_skipped == 1
+    assert wh.query(counts) == before
+
+
+def test_changed_file_replaces_its_rows_and_nothing_else(wh):
+    write_zip(
+        wh.data / "dc_taxi" / "taxi_2016.zip",
+        {
+            "taxi_2016_01.txt": member_text([trip(k) for k in range(1, 11)]),
+            "taxi_2016_02.txt": member_text([trip(k) for k in range(11, 16)]),
+        },
+    )
+    wh.run()
+    february_before = staged(wh, "*", "_file LIKE '%taxi_2016_02.txt'")
+    write_zip(
+        wh.data / "dc_taxi" / "taxi_2016.zip",
+        {
+            "taxi_2016_01.txt": member_text([trip(k, FAREAMOUNT="9.99") for k in range(1, 8)]),
+            "taxi_2016_02.txt": member_text([trip(k) for k in range(11, 16)]),
+        },
+    )
+    result = wh.run()
+    assert [f.path for f in result.files] == ["dc_taxi/taxi_2016.zip!taxi_2016_01.txt"]
+    january = staged(wh, "fare_usd", "_file LIKE '%taxi_2016_01.txt'")
+    assert january == [(9.99,)] * 7
+    assert staged(wh, "*", "_file LIKE '%taxi_2016_02.txt'") == february_before
+
+
+def test_full_refresh_reloads_everything_once(wh):
+    zip_2016(wh, [trip(k) for k in range(1, 6)])
+    wh.run()
+    result = wh.run(full_refresh=True)
+    assert len(result.files) == 1
+    assert wh.scalar("SELECT count(*) FROM staging.dc_taxi") == 5
+    assert wh.scalar("SELECT count(DISTINCT _run_id) FROM staging.dc_taxi") == 1
+
+
+def test_manifest_records_size_checksum_and_counts(wh):
+    import hashlib
+
+    text = member_text([trip(1), trip(2, MILEAGE="lots")])
+    zip_2016(wh, [trip(1), trip(2, MILEAGE="lots")])
+    wh.run()
+    row = wh.query(
+        "SELECT path, size_bytes, sha256, rows_read, rows_staged, rows_quarantined, status "
+        "FROM quality.manifest"
+    )[0]
+    assert row == (
+        "dc_taxi/taxi_2016.zip!taxi_2016_01.txt",
+        len(text.encode()),
+        hashlib.sha256(text.encode()).hexdigest(),
+        2,
+        1,
+        1,
+        "loaded",
+    )
