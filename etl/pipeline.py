@@ -24,10 +24,10 @@ import duckdb
 
 from etl.config.load import load_config
 from etl.config.models import Config, Source
-from etl.publish import warehouse
+from etl.publish import models, warehouse
 from etl.sources.fetch import read_bytes
 from etl.sources.files import Broken, FileRef, SourceError, discover
-from etl.stage.batch import FileBatch, prepare, reject_unparseable
+from etl.stage.batch import FileBatch, empty_staging_frame, prepare, reject_unparseable
 
 EXIT_OK, EXIT_AUDIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -122,9 +122,12 @@ class _Run:
         self.outcomes: list[FileOutcome] = []
         self.reasons: Counter = Counter()
         self.skipped = 0
+        self.models = models.discover()
+        self.models_sha = models.fingerprint(self.models)
 
     def execute(self) -> RunResult:
         self._recover()
+        self._ensure_staging_tables()
         self.con.execute(
             "INSERT INTO quality.runs (run_id, started_at, status, config_path, data_root) "
             "VALUES (?, now(), 'running', ?, ?)",
@@ -138,6 +141,13 @@ class _Run:
         loaded = [o for o in self.outcomes if o.status == "loaded"]
         self._publish(loaded)
         return self._finish()
+
+    def _models_changed(self) -> bool:
+        """Whether the SQL models differ from those of the last published run."""
+        last = self.con.execute(
+            "SELECT models_sha FROM quality.runs WHERE published ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        return last is None or last[0] != self.models_sha
 
     def _recover(self) -> None:
         """Undo what a run that died left behind: its rows in staging were never published."""
@@ -153,6 +163,13 @@ class _Run:
                     f"DELETE FROM {table} WHERE _run_id NOT IN "
                     "(SELECT run_id FROM quality.runs WHERE published)"
                 )
+
+    def _ensure_staging_tables(self) -> None:
+        """Every trip source has its staging table, even before it has files: models read them."""
+        for name, source in self.config.sources.items():
+            if source.entity == "trip":
+                table = f"staging.{name}"
+                warehouse.append(self.con, table, empty_staging_frame(source))
 
     def _plan(self) -> list[tuple[FileRef, Source]]:
         """The files to load this run: new or changed ones (all, on a full refresh)."""
@@ -225,8 +242,11 @@ class _Run:
                         [self.run_id, [o.path for o in loaded if o.source == name]],
                     )
             self._record_files(loaded)
+            if loaded or self.full_refresh or self._models_changed():
+                models.build(self.con, self.models)
             self.con.execute(
-                "UPDATE quality.runs SET published = true WHERE run_id = ?", [self.run_id]
+                "UPDATE quality.runs SET published = true, models_sha = ? WHERE run_id = ?",
+                [self.models_sha, self.run_id],
             )
             self.con.execute("COMMIT")
         except BaseException:

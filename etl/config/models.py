@@ -93,8 +93,6 @@ class Source(Strict):
         None, description="regex of a last-line control total, one group capturing the count"
     )
     key: tuple[str, ...] = ("source_record_id",)
-    time_precision: Literal["hour", "second"] = "second"
-    location_precision: Literal["block", "exact"] = "exact"
     row_checks: str | None = Field(None, description="row-check spec under schemas/")
     suite: str | None = Field(None, description="batch suite under schemas/suites/")
     layouts: tuple[Layout, ...] = ()

@@ -67,6 +67,20 @@ def prepare(
     )
 
 
+def empty_staging_frame(source: Source) -> pl.DataFrame:
+    """A zero-row frame with the columns and types `staging.<source>` gets from this source."""
+    columns = source.columns_for(None)
+    raw = pl.DataFrame(
+        {LINE: pl.Series([], dtype=pl.Int64)}
+        | {c.source: pl.Series([], dtype=pl.Utf8) for c in columns.values()}
+    )
+    staged = stage_frame(raw, columns, source.null_tokens).with_columns(
+        pl.lit([], pl.List(pl.Utf8)).alias(FLAGS)
+    )
+    lineage = [pl.lit("").alias("_run_id"), pl.lit("").alias("_file")]
+    return staged.select(*lineage, pl.all().exclude(PARSE_ERRORS))
+
+
 def reject_unparseable(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The row check every source gets: a value that did not parse rejects its row."""
     bad = pl.col(PARSE_ERRORS).list.len() > 0

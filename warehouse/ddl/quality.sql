@@ -22,7 +22,8 @@ CREATE TABLE IF NOT EXISTS quality.runs (
     rows_quarantined BIGINT,
     message          VARCHAR,
     config_path      VARCHAR,
-    data_root        VARCHAR
+    data_root        VARCHAR,
+    models_sha       VARCHAR  -- the SQL models a published run built the curated layer with
 );
 
 -- One row per file a run handled (loaded, replaced, failed, audit_failed). The current version

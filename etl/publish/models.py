@@ -1,0 +1,94 @@
+"""The SQL models of the curated layer: files under `warehouse/models/<schema>/<name>.sql`.
+
+Each file is one SELECT. Its first lines may hold settings as comments:
+
+    -- materialized: view        (default: table)
+
+A model depends on the models it names (`curated.trips` in another model's SQL), and models are
+built in that order. Building happens inside the caller's transaction with CREATE OR REPLACE,
+so readers see the old tables until the caller commits, and a rollback leaves them as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import duckdb
+
+from etl.paths import MODELS_DIR
+
+_SETTING = re.compile(r"^--\s*(\w+)\s*:\s*(\S+)\s*$")
+
+
+class ModelError(Exception):
+    """A model that cannot be built; one line naming the model."""
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str  # schema.table, from the file's folder and name
+    path: Path
+    sql: str
+    materialized: str  # table or view
+    depends_on: frozenset[str]
+
+
+def discover(models_dir: Path = MODELS_DIR) -> list[Model]:
+    """Every model under the folder, in build order."""
+    paths = sorted(models_dir.glob("*/*.sql"))
+    names = {f"{p.parent.name}.{p.stem}" for p in paths}
+    models = {}
+    for path in paths:
+        name = f"{path.parent.name}.{path.stem}"
+        sql = path.read_text()
+        settings = _settings(sql)
+        code = re.sub(r"--[^\n]*", "", sql)  # a name in a comment is not a dependency
+        mentioned = set(re.findall(r"\b([a-z_]+\.[a-z_0-9]+)\b", code))
+        models[name] = Model(
+            name=name,
+            path=path,
+            sql=sql.strip().rstrip(";"),
+            materialized=settings.get("materialized", "table"),
+            depends_on=frozenset((mentioned & names) - {name}),
+        )
+    try:
+        order = TopologicalSorter({n: m.depends_on for n, m in models.items()}).static_order()
+        return [models[name] for name in order]
+    except CycleError as exc:
+        raise ModelError(f"models depend on each other in a cycle: {exc.args[1]}") from None
+
+
+def build(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
+    """Create or replace every model, in order, in the caller's transaction."""
+    for model in models:
+        schema = model.name.split(".")[0]
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        kind = "VIEW" if model.materialized == "view" else "TABLE"
+        try:
+            con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.sql}")
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ModelError(f"{model.path.name}: {first}") from None
+
+
+def fingerprint(models: list[Model]) -> str:
+    """A checksum of every model's SQL: tells a run whether the curated layer needs a rebuild."""
+    digest = hashlib.sha256()
+    for model in models:
+        digest.update(f"{model.name}\0{model.sql}\0".encode())
+    return digest.hexdigest()
+
+
+def _settings(sql: str) -> dict[str, str]:
+    settings = {}
+    for line in sql.splitlines():
+        if not line.startswith("--"):
+            break
+        match = _SETTING.match(line)
+        if match:
+            settings[match.group(1)] = match.group(2)
+    return settings

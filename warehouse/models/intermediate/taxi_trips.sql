@@ -1,0 +1,23 @@
+-- materialized: view
+-- DFHV taxi trips in the shape of curated.trips. OBJECTID is unique within a release only, so
+-- the record id carries the release's year (the zip's name): 2016-123456.
+SELECT
+    'dc_taxi' AS source,
+    regexp_extract(_file, 'taxi_(\d{4})', 1) || '-' || source_record_id AS source_record_id,
+    pickup_at,
+    dropoff_at,
+    pickup_lat,
+    pickup_lon,
+    dropoff_lat,
+    dropoff_lon,
+    distance_miles,
+    duration_s,
+    fare_usd,
+    total_usd,
+    'hour' AS time_precision,   -- DFHV rounds both timestamps to the hour
+    'block' AS location_precision,  -- points are snapped to a block within 250 m
+    airport,
+    _flags AS flags,
+    _file,
+    _line
+FROM staging.dc_taxi
