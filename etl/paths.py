@@ -11,6 +11,7 @@ WAREHOUSE_DIR = PROJECT_ROOT / "warehouse"
 DDL_DIR = WAREHOUSE_DIR / "ddl"
 MODELS_DIR = WAREHOUSE_DIR / "models"
 QUERIES_DIR = WAREHOUSE_DIR / "queries"
+INTEGRATE_SQL_DIR = WAREHOUSE_DIR / "integrate"
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
 # Command-line defaults, relative to the working directory (the checkout in the quick start).
 DEFAULT_CONFIG = Path("sources.yaml")
