@@ -1,11 +1,17 @@
-"""The nightly load, `etl run`: every source's new files into staging, then publish.
+"""The nightly load, `etl run`: write, audit, publish.
 
-The order of work (design.md, "Data flow"): discover each source's files and skip those the
-manifest already holds; read, stage and row-check each new or changed file into
-`staging.<source>` tagged with this run's id; run the batch audits; then, in one transaction,
-retire the rows of replaced files, record the manifest and rebuild the curated layer. If an
-audit fails, this run's rows leave staging again and nothing published changes. If the process
-dies midway, the next run finds the rows of a run that never published and removes them.
+The order of work (design.md, "Data flow"):
+
+1. **write**: discover each source's files and skip those the manifest already holds; read,
+   stage and row-check each new or changed file into `staging.<source>` tagged with this run's
+   id, its rejected rows into `quality.quarantine`;
+2. **audit**: run each source's batch suite on this run's rows;
+3. **publish**: if no `error` check failed, then in one transaction retire the rows of
+   replaced files, record the manifest, match the silos and rebuild the curated layer.
+
+If an audit fails, this run's rows leave staging again, the files are recorded as
+`audit_failed` and the published tables stay as they were. If the process dies midway, the next
+run finds the rows of a run that never published and removes them.
 """
 
 from __future__ import annotations
@@ -21,15 +27,35 @@ from pathlib import Path
 from typing import Protocol
 
 import duckdb
+import shapely
 
-from etl.config.load import load_config
+from etl.config.load import ConfigError, load_config
 from etl.config.models import Config, Source
 from etl.publish import models, warehouse
+from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
+from etl.quality.rows import check_rows
+from etl.quality.rowspec import RowSpecError, load_row_spec
+from etl.sources.boundary import read_boundary, stored_boundary
 from etl.sources.fetch import read_bytes
 from etl.sources.files import Broken, FileRef, SourceError, discover
-from etl.stage.batch import FileBatch, empty_staging_frame, prepare, reject_unparseable
+from etl.stage.batch import (
+    FileRead,
+    RowChecker,
+    StagedBatch,
+    empty_staging_frame,
+    read_file,
+    reject_unparseable,
+    stage_files,
+)
 
 EXIT_OK, EXIT_AUDIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+# Files of one source and layout are staged together up to this many rows: enough to spread
+# the fixed cost of each step over a year of small daily files, small enough to bound memory.
+BATCH_ROWS = 500_000
+
+# A file's bytes and their sha256, or why they could not be read.
+_Fetched = tuple[bytes, str] | SourceError
 
 
 class Reporter(Protocol):
@@ -78,6 +104,7 @@ class RunResult:
     published: bool
     message: str
     reason_counts: Counter = field(default_factory=Counter)
+    checks: list[SourceCheck] = field(default_factory=list)
 
     def total(self, attribute: str) -> int:
         return sum(getattr(f, attribute) for f in self.files)
@@ -91,15 +118,36 @@ def run(
     reporter: Reporter | None = None,
 ) -> RunResult:
     """Load every source, audit and publish. Raises ConfigError/SourceError for bad usage."""
-    reporter = reporter or SilentReporter()
     config = load_config(config_path)
+    checkers = _row_checkers(config, config_path.parent)
     if not data_root.is_dir():
         raise SourceError(f"{data_root}: data root is not a directory")
     con = warehouse.connect(warehouse_path)
     try:
-        return _Run(con, config, config_path, data_root, full_refresh, reporter).execute()
+        state = _Run(con, config, config_path, data_root, checkers, reporter or SilentReporter())
+        return state.execute(full_refresh)
     finally:
         con.close()
+
+
+def _row_checkers(config: Config, config_dir: Path) -> dict[str, RowChecker]:
+    """Each source's row checks, loaded before anything runs: a bad spec is a config error."""
+    checkers: dict[str, RowChecker] = {}
+    for name, source in config.sources.items():
+        if source.row_checks is None:
+            checkers[name] = reject_unparseable
+            continue
+        try:
+            spec = load_row_spec(config_dir / source.row_checks)
+        except (RowSpecError, OSError) as exc:
+            raise ConfigError(f"sources.{name}.row_checks: {exc}") from None
+
+        def checker(frame, spec=spec):
+            result = check_rows(frame, spec)
+            return result.staged, result.rejected
+
+        checkers[name] = checker
+    return checkers
 
 
 class _Run:
@@ -109,45 +157,62 @@ class _Run:
         config: Config,
         config_path: Path,
         data_root: Path,
-        full_refresh: bool,
+        checkers: dict[str, RowChecker],
         reporter: Reporter,
     ) -> None:
         self.con = con
         self.config = config
         self.config_path = config_path
         self.data_root = data_root
-        self.full_refresh = full_refresh
+        self.checkers = checkers
         self.reporter = reporter
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.outcomes: list[FileOutcome] = []
         self.reasons: Counter = Counter()
+        self.checks: list[SourceCheck] = []
         self.skipped = 0
         self.models = models.discover()
         self.models_sha = models.fingerprint(self.models)
+        self.boundary: shapely.Geometry | None = None
 
-    def execute(self) -> RunResult:
+    def execute(self, full_refresh: bool) -> RunResult:
         self._recover()
         self._ensure_staging_tables()
+        self.boundary = self._stored_boundary()
         self.con.execute(
             "INSERT INTO quality.runs (run_id, started_at, status, config_path, data_root) "
             "VALUES (?, now(), 'running', ?, ?)",
             [self.run_id, str(self.config_path), str(self.data_root)],
         )
-        todo = self._plan()
+        todo = self._plan(full_refresh)
+        if todo:
+            preload_great_expectations(self.config)
         self.reporter.start(len(todo))
+        pending: list[tuple[FileRead, FileOutcome]] = []
         for (ref, source), fetched in _prefetch(todo):
-            self._load_file(ref, source, fetched)
+            read = self._read_file(ref, source, fetched)
             self.reporter.advance(ref.path)
+            if read is None:
+                continue
+            if pending and not _same_batch(pending, read):
+                self._stage(pending)
+                pending = []
+            pending.append(read)
+        if pending:
+            self._stage(pending)
         loaded = [o for o in self.outcomes if o.status == "loaded"]
-        self._publish(loaded)
-        return self._finish()
 
-    def _models_changed(self) -> bool:
-        """Whether the SQL models differ from those of the last published run."""
-        last = self.con.execute(
-            "SELECT models_sha FROM quality.runs WHERE published ORDER BY started_at DESC LIMIT 1"
-        ).fetchone()
-        return last is None or last[0] != self.models_sha
+        files_per_source = Counter(o.source for o in loaded)
+        self.checks = audit_run(
+            self.con, self.config, self.config_path.parent, self.run_id, files_per_source
+        )
+        if any(check.blocks_publish for check in self.checks):
+            self._withdraw(loaded)
+            return self._finish(published=False)
+        self._publish(loaded, full_refresh)
+        return self._finish(published=True)
+
+    # -- before loading -----------------------------------------------------------------------
 
     def _recover(self) -> None:
         """Undo what a run that died left behind: its rows in staging were never published."""
@@ -168,24 +233,37 @@ class _Run:
         """Every trip source has its staging table, even before it has files: models read them."""
         for name, source in self.config.sources.items():
             if source.entity == "trip":
-                table = f"staging.{name}"
-                warehouse.append(self.con, table, empty_staging_frame(source))
+                warehouse.append(self.con, f"staging.{name}", empty_staging_frame(source))
 
-    def _plan(self) -> list[tuple[FileRef, Source]]:
-        """The files to load this run: new or changed ones (all, on a full refresh)."""
+    def _stored_boundary(self) -> shapely.Geometry | None:
+        for name, source in self.config.sources.items():
+            if source.entity == "boundary":
+                return stored_boundary(self.con, f"staging.{name}")
+        return None
+
+    def _plan(self, full_refresh: bool) -> list[tuple[FileRef, Source]]:
+        """The files to load this run: new or changed ones (all, on a full refresh).
+
+        Boundaries come first: the trips of this run are tested against the newest one.
+        """
         known = dict(self.con.execute("SELECT path, fingerprint FROM quality.manifest").fetchall())
         todo = []
         for name, source in self.config.sources.items():
             for found in discover(name, source, self.data_root):
                 if isinstance(found, Broken):
                     self._fail(FileOutcome(name, found.path, "failed", found.reason))
-                elif not self.full_refresh and known.get(found.path) == found.fingerprint:
+                elif not full_refresh and known.get(found.path) == found.fingerprint:
                     self.skipped += 1
                 else:
                     todo.append((found, source))
-        return todo
+        return sorted(todo, key=lambda item: item[1].entity != "boundary")
 
-    def _load_file(self, ref: FileRef, source: Source, fetched: _Fetched) -> None:
+    # -- write ----------------------------------------------------------------------------------
+
+    def _read_file(
+        self, ref: FileRef, source: Source, fetched: _Fetched
+    ) -> tuple[FileRead, FileOutcome] | None:
+        """Parse one file; a boundary is stored at once. None when there is nothing to stage."""
         outcome = FileOutcome(
             ref.source, ref.path, "loaded", size_bytes=ref.size_bytes, fingerprint=ref.fingerprint
         )
@@ -193,47 +271,85 @@ class _Run:
             if isinstance(fetched, SourceError):
                 raise fetched
             data, outcome.sha256 = fetched
-            batch = prepare(ref, source, data, self.run_id, reject_unparseable)
+            if source.entity == "boundary":
+                self._store_boundary(ref, outcome)
+                return None
+            return read_file(ref, source, data), outcome
         except SourceError as exc:
             outcome.status, outcome.reason = "failed", str(exc)
             self._fail(outcome)
-            return
-        self._write(batch, outcome)
+            return None
 
-    def _write(self, batch: FileBatch, outcome: FileOutcome) -> None:
-        staged, quarantined = batch.staged.height, batch.quarantine.height
-        if staged + quarantined != batch.rows_read:
-            raise RuntimeError(
-                f"{outcome.path}: {batch.rows_read} rows read but {staged} staged "
-                f"+ {quarantined} quarantined"
-            )
-        if staged:
-            warehouse.append(self.con, f"staging.{outcome.source}", batch.staged)
-        if quarantined:
-            warehouse.append(self.con, "quality.quarantine", batch.quarantine)
-        outcome.layout = batch.layout
-        outcome.rows_read, outcome.rows_staged = batch.rows_read, staged
-        outcome.rows_quarantined, outcome.rows_flagged = quarantined, batch.rows_flagged
-        outcome.blank_lines, outcome.control_total = batch.blank_lines, batch.control_total
-        self.reasons.update(batch.reason_counts)
+    def _store_boundary(self, ref: FileRef, outcome: FileOutcome) -> None:
+        self.boundary, row = read_boundary(ref, self.run_id)
+        self.con.execute(f"DROP TABLE IF EXISTS staging.{ref.source}")
+        warehouse.append(self.con, f"staging.{ref.source}", row)
+        outcome.rows_read = outcome.rows_staged = 1
         self.outcomes.append(outcome)
-        self.reporter.log(
-            f"{outcome.path}: {batch.rows_read} read, {staged} staged, {quarantined} quarantined"
+
+    def _stage(self, pending: list[tuple[FileRead, FileOutcome]]) -> None:
+        """Stage, check and write a batch of files; every file's counts must reconcile."""
+        reads = [read for read, _ in pending]
+        name = reads[0].ref.source
+        batch: StagedBatch = stage_files(
+            reads, self.config.sources[name], self.run_id, self.checkers[name], self.boundary
         )
+        if batch.staged.height:
+            warehouse.append(self.con, f"staging.{name}", batch.staged)
+        if batch.quarantine.height:
+            warehouse.append(self.con, "quality.quarantine", batch.quarantine)
+        self.reasons.update(batch.reason_counts)
+        for read, outcome in pending:
+            counts = batch.counts[read.ref.path]
+            if counts.rows_staged + counts.rows_quarantined != counts.rows_read:
+                raise RuntimeError(
+                    f"{outcome.path}: {counts.rows_read} rows read but {counts.rows_staged} "
+                    f"staged + {counts.rows_quarantined} quarantined"
+                )
+            outcome.layout = read.layout.name if read.layout else None
+            outcome.rows_read, outcome.rows_staged = counts.rows_read, counts.rows_staged
+            outcome.rows_flagged, outcome.rows_quarantined = (
+                counts.rows_flagged,
+                counts.rows_quarantined,
+            )
+            outcome.blank_lines, outcome.control_total = counts.blank_lines, counts.control_total
+            self.outcomes.append(outcome)
+            self.reporter.log(
+                f"{outcome.path}: {counts.rows_read} read, {counts.rows_staged} staged, "
+                f"{counts.rows_quarantined} quarantined"
+            )
 
     def _fail(self, outcome: FileOutcome) -> None:
         self.outcomes.append(outcome)
         self.reporter.log(f"{outcome.path}: FAILED: {outcome.reason}")
 
-    def _publish(self, loaded: list[FileOutcome]) -> None:
-        """Retire replaced rows and record the manifest, all in one transaction."""
+    # -- audit failed -----------------------------------------------------------------------
+
+    def _withdraw(self, loaded: list[FileOutcome]) -> None:
+        """An error check failed: this run's rows leave staging; nothing published changes."""
+        for name in self.config.sources:
+            if warehouse.table_exists(self.con, f"staging.{name}"):
+                self.con.execute(f"DELETE FROM staging.{name} WHERE _run_id = ?", [self.run_id])
+        for outcome in loaded:
+            outcome.status, outcome.reason = "audit_failed", "the batch failed an error check"
+        failed = [c for c in self.checks if c.blocks_publish]
+        for check in failed:
+            self.reporter.log(
+                f"{check.source}: FAILED {check.result.expectation} "
+                f"(observed {check.result.observed_value})"
+            )
+
+    # -- publish ------------------------------------------------------------------------------
+
+    def _publish(self, loaded: list[FileOutcome], full_refresh: bool) -> None:
+        """Retire replaced rows, record the manifest and rebuild the models: one transaction."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             for name in self.config.sources:
                 table = f"staging.{name}"
                 if not warehouse.table_exists(self.con, table):
                     continue
-                if self.full_refresh:
+                if full_refresh:
                     self.con.execute(f"DELETE FROM {table} WHERE _run_id <> ?", [self.run_id])
                 else:
                     self.con.execute(
@@ -242,7 +358,7 @@ class _Run:
                         [self.run_id, [o.path for o in loaded if o.source == name]],
                     )
             self._record_files(loaded)
-            if loaded or self.full_refresh or self._models_changed():
+            if loaded or full_refresh or self._models_changed():
                 models.build(self.con, self.models)
             self.con.execute(
                 "UPDATE quality.runs SET published = true, models_sha = ? WHERE run_id = ?",
@@ -252,6 +368,15 @@ class _Run:
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+
+    def _models_changed(self) -> bool:
+        """Whether the SQL models differ from those of the last published run."""
+        last = self.con.execute(
+            "SELECT models_sha FROM quality.runs WHERE published ORDER BY started_at DESC LIMIT 1"
+        ).fetchone()
+        return last is None or last[0] != self.models_sha
+
+    # -- record -------------------------------------------------------------------------------
 
     def _record_files(self, outcomes: list[FileOutcome]) -> None:
         rows = [
@@ -281,15 +406,24 @@ class _Run:
                 rows,
             )
 
-    def _finish(self) -> RunResult:
-        self._record_files([o for o in self.outcomes if o.status != "loaded"])
+    def _finish(self, published: bool) -> RunResult:
+        unpublished = [o for o in self.outcomes if o.status != "loaded"]
+        self._record_files(unpublished)
         failed = [o for o in self.outcomes if o.status == "failed"]
-        exit_code = EXIT_BAD_INPUT if failed else EXIT_OK
-        status = "partial" if failed else "published"
-        message = f"{len(failed)} file(s) could not be read" if failed else "ok"
+        if not published:
+            exit_code, status = EXIT_AUDIT_FAILED, "audit_failed"
+            blocking = [c for c in self.checks if c.blocks_publish]
+            message = f"{len(blocking)} error check(s) failed: nothing published"
+        elif failed:
+            exit_code, status = EXIT_BAD_INPUT, "partial"
+            message = f"{len(failed)} file(s) could not be read"
+        else:
+            exit_code, status, message = EXIT_OK, "published", "ok"
         result = RunResult(
-            self.run_id, status, exit_code, self.outcomes, self.skipped, True, message, self.reasons
-        )
+            self.run_id, status, exit_code, self.outcomes, self.skipped, published, message,
+            self.reasons, self.checks,
+        )  # fmt: skip
+        loaded = sum(o.status == "loaded" for o in self.outcomes)
         self.con.execute(
             """
             UPDATE quality.runs SET finished_at = now(), status = ?, exit_code = ?,
@@ -301,7 +435,7 @@ class _Run:
                 status,
                 exit_code,
                 len(self.outcomes) + self.skipped,
-                sum(o.status == "loaded" for o in self.outcomes),
+                loaded,
                 self.skipped,
                 len(failed),
                 result.total("rows_read"),
@@ -315,7 +449,15 @@ class _Run:
         return result
 
 
-_Fetched = tuple[bytes, str] | SourceError  # a file's bytes and their sha256, or why not
+def _same_batch(
+    pending: list[tuple[FileRead, FileOutcome]], item: tuple[FileRead, FileOutcome]
+) -> bool:
+    """Whether a file joins the batch being gathered: same source and layout, room left."""
+    first, read = pending[0][0], item[0]
+    rows = sum(r.raw.frame.height for r, _ in pending) + read.raw.frame.height
+    return (
+        first.ref.source == read.ref.source and first.layout == read.layout and rows <= BATCH_ROWS
+    )
 
 
 def _prefetch(

@@ -53,7 +53,11 @@ def test_unparseable_value_is_quarantined_with_reason_and_raw_text(wh):
     reasons, raw, line = wh.query(
         "SELECT reasons, raw->>'FAREAMOUNT', line FROM quality.quarantine"
     )[0]
-    assert sorted(reasons) == ["unparseable:fare_usd", "unparseable:pickup_at"]
+    assert sorted(reasons) == [
+        "pickup_at_missing",
+        "unparseable:fare_usd",
+        "unparseable:pickup_at",
+    ]
     assert raw == "12,5O"
     assert line == 3
 

@@ -9,6 +9,7 @@ the load failing.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from datetime import timedelta
 
 import polars as pl
@@ -17,7 +18,10 @@ from etl.config.models import UNIT_FACTORS, Column
 from etl.sources.delimited import LINE
 from etl.sources.files import SourceError
 
+FILE = "_file"  # lineage: the file a row came from (`ZIP!MEMBER` for a zip member)
+
 PARSE_ERRORS = "_parse_errors"
+READ_ERRORS = "_read_errors"  # what a reader found wrong with a row before mapping
 FALSE_VALUES = ("N", "n", "false", "False", "0")
 
 DTYPES: dict[str, pl.DataType] = {
@@ -33,8 +37,9 @@ DTYPES: dict[str, pl.DataType] = {
 def stage_frame(
     raw: pl.DataFrame, columns: dict[str, Column], null_tokens: tuple[str, ...]
 ) -> pl.DataFrame:
-    """The canonical frame: `_line`, one column per mapped field, and `_parse_errors`."""
-    _require_columns(raw.columns, columns)
+    """The canonical frame: lineage (`_file` if present, `_line`), one column per mapped field,
+    and `_parse_errors`."""
+    require_columns(raw.columns, columns)
     fields, errors = [], []
     for field, column in columns.items():
         if column.source not in raw.columns:  # an optional column this file lacks
@@ -47,10 +52,12 @@ def stage_frame(
         errors.extend(field_errors)
     reasons = pl.concat_list(errors).list.drop_nulls() if errors else pl.lit([], pl.List(pl.Utf8))
     # Lazy, so that the cast shared by a field and its error test is computed once.
-    return raw.lazy().select(pl.col(LINE), *fields, reasons.alias(PARSE_ERRORS)).collect()
+    lineage = [c for c in (FILE, LINE) if c in raw.columns]
+    return raw.lazy().select(*lineage, *fields, reasons.alias(PARSE_ERRORS)).collect()
 
 
-def _require_columns(present: list[str], columns: dict[str, Column]) -> None:
+def require_columns(present: Sequence[str], columns: dict[str, Column]) -> None:
+    """Raise SourceError naming each required source column the file lacks."""
     missing = [c.source for c in columns.values() if c.required and c.source not in present]
     if not missing:
         return

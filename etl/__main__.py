@@ -1,0 +1,5 @@
+"""`python -m etl` is the `etl` command."""
+
+from etl.cli.main import app
+
+app()

@@ -1,0 +1,46 @@
+"""The DC boundary source: a GeoJSON polygon kept as one WKT row in `staging.<source>`."""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+import shapely
+
+from etl.integrate.geo import load_boundary
+from etl.sources.files import FileRef, SourceError
+
+
+def read_boundary(ref: FileRef, run_id: str) -> tuple[shapely.Geometry, pl.DataFrame]:
+    """The polygon and the staging row that stores it. Raises SourceError for a bad file."""
+    try:
+        polygon = load_boundary(ref.container)
+    except ValueError as exc:
+        raise SourceError(str(exc).removeprefix(f"{ref.container}: ")) from None
+    row = pl.DataFrame(
+        {
+            "_run_id": [run_id],
+            "_file": [ref.path],
+            "_line": pl.Series([None], dtype=pl.Int64),
+            "wkt": [shapely.to_wkt(polygon)],
+            "vertices": [shapely.get_num_coordinates(polygon)],
+            "bounds": [list(polygon.bounds)],
+        }
+    )
+    return polygon, row
+
+
+def stored_boundary(con: duckdb.DuckDBPyConnection, table: str) -> shapely.Geometry | None:
+    """The polygon an earlier run stored, prepared for point tests; None if there is none."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema || '.' || table_name = ?",
+        [table],
+    ).fetchone()[0]
+    if not exists:
+        return None
+    rows = con.execute(f"SELECT wkt FROM {table}").fetchall()
+    if not rows:
+        return None
+    polygon = shapely.union_all([shapely.from_wkt(wkt) for (wkt,) in rows])
+    shapely.prepare(polygon)
+    return polygon

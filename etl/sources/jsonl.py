@@ -1,0 +1,92 @@
+"""Parse JSON Lines into a frame of raw text values, one column per mapped JSON path.
+
+A broken line must not stop the file: each line is checked with DuckDB's `json_valid`, and a
+line that is not JSON, has a field the source does not declare, or holds a string where the
+mapping expects a number keeps its reasons in `_read_errors` and goes to quarantine later.
+The extraction runs in DuckDB over the whole column of lines.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import duckdb
+import polars as pl
+
+from etl.config.models import Column
+from etl.sources.delimited import LINE, RawBatch
+from etl.sources.files import SourceError
+from etl.stage.mapping import READ_ERRORS
+
+RAW_JSON = "_raw"  # the line itself: what quarantine keeps as the raw record
+NUMERIC = ("integer", "float", "money")
+
+
+@functools.cache
+def _engine() -> duckdb.DuckDBPyConnection:
+    """One in-memory DuckDB for all JSON parsing: connecting per file costs more than parsing."""
+    return duckdb.connect()
+
+
+def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
+    """Every line's mapped values as text, with its line number and its read errors."""
+    if not data.strip():
+        raise SourceError("empty file")
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise SourceError(f"not valid UTF-8: byte 0x{data[err.start]:02x} on line {line}") from None
+    lines = pl.read_csv(
+        data,
+        has_header=False,
+        separator="\x1f",  # never in JSON text unescaped: one whole line per row
+        quote_char=None,
+        new_columns=["line"],
+        infer_schema=False,
+    ).with_row_index(LINE, offset=1)
+    blank = lines["line"].is_null() | (lines["line"].str.strip_chars() == "")
+    blank_lines = int(blank.sum())
+    lines = lines.filter(~blank).with_columns(pl.col(LINE).cast(pl.Int64))
+
+    paths = {c.source for c in columns.values()}
+    numeric = {c.source for c in columns.values() if c.type in NUMERIC}
+    known_fields = sorted({p.split(".")[0] for p in paths})
+    values = ",\n".join(
+        f"json_extract_string(js, '$.{path}') AS \"{path}\"" for path in sorted(paths)
+    )
+    type_errors = ", ".join(
+        f"CASE WHEN json_type(js, '$.{p}') = 'VARCHAR' THEN 'wrong_type:{p}' END"
+        for p in sorted(numeric)
+    )
+    query = f"""
+        WITH checked AS (SELECT {LINE}, line, json_valid(line) AS ok FROM lines),
+        parsed AS (
+            SELECT {LINE}, line, ok, CASE WHEN ok THEN line::JSON END AS js FROM checked
+        )
+        SELECT
+            {LINE},
+            {values},
+            list_filter(
+                [CASE WHEN NOT ok THEN 'invalid_json' END,
+                 CASE WHEN ok AND json_type(js) <> 'OBJECT' THEN 'not_an_object' END,
+                 {type_errors or "NULL"}]
+                || [
+                    'unknown_field:' || k
+                    for k in coalesce(json_keys(js), [])
+                    if NOT list_contains($known, k)
+                ],
+                lambda r: r IS NOT NULL
+            ) AS {READ_ERRORS},
+            CASE WHEN ok THEN line ELSE to_json(line)::VARCHAR END AS {RAW_JSON}
+        FROM parsed
+        ORDER BY {LINE}
+    """
+    con = _engine()
+    con.register("lines", lines)
+    try:
+        frame = pl.from_arrow(con.sql(query, params={"known": known_fields}).to_arrow_table())
+    finally:
+        con.unregister("lines")
+    header = tuple(sorted(paths))
+    return RawBatch(frame, header, blank_lines, control_total=None, trailer_found=False)
