@@ -32,6 +32,7 @@ import shapely
 from etl.config.load import ConfigError, load_config
 from etl.config.models import Config, Source
 from etl.publish import models, warehouse
+from etl.publish.build import ReconciliationError, build_curated
 from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
 from etl.quality.rows import check_rows
 from etl.quality.rowspec import RowSpecError, load_row_spec
@@ -208,9 +209,13 @@ class _Run:
         )
         if any(check.blocks_publish for check in self.checks):
             self._withdraw(loaded)
-            return self._finish(published=False)
-        self._publish(loaded, full_refresh)
-        return self._finish(published=True)
+            blocking = sum(check.blocks_publish for check in self.checks)
+            return self._finish(f"{blocking} error check(s) failed: nothing published")
+        failure = self._publish(loaded, full_refresh)
+        if failure:
+            self._withdraw(loaded)
+            return self._finish(f"{failure}: nothing published")
+        return self._finish()
 
     # -- before loading -----------------------------------------------------------------------
 
@@ -331,7 +336,7 @@ class _Run:
             if warehouse.table_exists(self.con, f"staging.{name}"):
                 self.con.execute(f"DELETE FROM staging.{name} WHERE _run_id = ?", [self.run_id])
         for outcome in loaded:
-            outcome.status, outcome.reason = "audit_failed", "the batch failed an error check"
+            outcome.status, outcome.reason = "audit_failed", "the run failed its audit"
         failed = [c for c in self.checks if c.blocks_publish]
         for check in failed:
             self.reporter.log(
@@ -341,8 +346,9 @@ class _Run:
 
     # -- publish ------------------------------------------------------------------------------
 
-    def _publish(self, loaded: list[FileOutcome], full_refresh: bool) -> None:
-        """Retire replaced rows, record the manifest and rebuild the models: one transaction."""
+    def _publish(self, loaded: list[FileOutcome], full_refresh: bool) -> str | None:
+        """Retire replaced rows, record the manifest and rebuild the curated layer, in one
+        transaction. Returns why it did not publish, or None."""
         self.con.execute("BEGIN TRANSACTION")
         try:
             for name in self.config.sources:
@@ -359,15 +365,21 @@ class _Run:
                     )
             self._record_files(loaded)
             if loaded or full_refresh or self._models_changed():
-                models.build(self.con, self.models)
+                summary = build_curated(self.con, self.config, self.run_id, self.models)
+                self.reporter.log(f"matched {summary.matches} trip(s) across silos")
             self.con.execute(
                 "UPDATE quality.runs SET published = true, models_sha = ? WHERE run_id = ?",
                 [self.models_sha, self.run_id],
             )
             self.con.execute("COMMIT")
+        except ReconciliationError as exc:
+            self.con.execute("ROLLBACK")
+            warehouse.append(self.con, "quality.control_totals", exc.totals)
+            return str(exc)
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
+        return None
 
     def _models_changed(self) -> bool:
         """Whether the SQL models differ from those of the last published run."""
@@ -406,14 +418,13 @@ class _Run:
                 rows,
             )
 
-    def _finish(self, published: bool) -> RunResult:
+    def _finish(self, not_published: str | None = None) -> RunResult:
         unpublished = [o for o in self.outcomes if o.status != "loaded"]
         self._record_files(unpublished)
         failed = [o for o in self.outcomes if o.status == "failed"]
+        published = not_published is None
         if not published:
-            exit_code, status = EXIT_AUDIT_FAILED, "audit_failed"
-            blocking = [c for c in self.checks if c.blocks_publish]
-            message = f"{len(blocking)} error check(s) failed: nothing published"
+            exit_code, status, message = EXIT_AUDIT_FAILED, "audit_failed", not_published
         elif failed:
             exit_code, status = EXIT_BAD_INPUT, "partial"
             message = f"{len(failed)} file(s) could not be read"

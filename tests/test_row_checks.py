@@ -84,7 +84,7 @@ def frame(rows: list[dict]) -> pl.DataFrame:
 PLANTS = [
     (trip(fare_usd=-5.0), 3),  # negative fare
     (trip(fare_usd=None), 4),  # NULL fare: flagged, staged
-    (trip(pickup_at=None, _parse_errors=["pickup_at"]), 2),  # unparseable date (bare field)
+    (trip(pickup_at=None, _parse_errors=["unparseable:pickup_at"]), 2),  # unparseable date
     (trip(dropoff_at=None, _parse_errors=["unparseable:dropoff_at"]), 1),  # as staging writes
     (trip(pickup_lat=40.7128, pickup_lon=-74.0060), 2),  # pickup in New York
     (
@@ -171,10 +171,14 @@ def test_a_row_failing_three_checks_lists_all_three():
     ]
 
 
-def test_unparseable_reasons_come_first_and_bare_fields_are_prefixed():
+def test_staging_reasons_come_first_as_staging_wrote_them():
     df = frame(
         [
-            trip(pickup_at=None, fare_usd=None, _parse_errors=["pickup_at", "fare_usd"]),
+            trip(
+                pickup_at=None,
+                fare_usd=None,
+                _parse_errors=["unparseable:pickup_at", "unparseable:fare_usd"],
+            ),
             trip(_parse_errors=["ambiguous_local_time:dropoff_at"]),
         ]
     )

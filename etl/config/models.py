@@ -93,6 +93,10 @@ class Source(Strict):
         None, description="regex of a last-line control total, one group capturing the count"
     )
     key: tuple[str, ...] = ("source_record_id",)
+    trips_where: str | None = Field(
+        None, description="SQL condition on staged fields: rows that are trips (others: not_a_trip)"
+    )
+    repairs: tuple[Literal["swapped_coordinates"], ...] = ()
     row_checks: str | None = Field(None, description="row-check spec under schemas/")
     suite: str | None = Field(None, description="batch suite under schemas/suites/")
     layouts: tuple[Layout, ...] = ()
@@ -140,11 +144,36 @@ class Source(Strict):
         return merged
 
 
+class Match(Strict):
+    """Cross-silo matching: the same physical trip logged by two systems."""
+
+    left: str
+    right: str
+    max_time_gap_s: float = Field(120.0, gt=0)
+    max_distance_m: float = Field(100.0, gt=0)
+    keep: Literal["left", "right"] = Field(
+        "left", description="which record of a matched pair curated.trips keeps"
+    )
+
+
+class Integrate(Strict):
+    matches: tuple[Match, ...] = ()
+
+
 class Config(Strict):
     """The whole `sources.yaml`."""
 
     version: Literal[1] = 1
     sources: dict[str, Source]
+    integrate: Integrate = Integrate()
+
+    @model_validator(mode="after")
+    def _matches_name_sources(self) -> Config:
+        for match in self.integrate.matches:
+            for side in (match.left, match.right):
+                if side not in self.sources:
+                    raise ValueError(f"integrate.matches names unknown source {side!r}")
+        return self
 
     @field_validator("sources")
     @classmethod

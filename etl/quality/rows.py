@@ -56,7 +56,6 @@ __all__ = [
 PARSE_ERRORS = "_parse_errors"
 REASONS = "_reasons"
 FLAGS = "_flags"
-UNPARSEABLE = "unparseable:"
 # Examples pandera keeps per failing check, for its own message; see the module docstring.
 N_FAILURE_CASES = 5
 _UINTS = ((8, pl.UInt8), (16, pl.UInt16), (32, pl.UInt32), (64, pl.UInt64))
@@ -205,9 +204,9 @@ def _label_lists_joined(bits: pl.DataFrame, labels: list[str]) -> pl.Series:
 def _parse_failures(df: pl.DataFrame) -> dict[str, pl.Series]:
     """Per reason in `_parse_errors`, a boolean Series true on the rows that carry it.
 
-    A bare field name becomes `unparseable:<field>`; an entry that already is a reason
-    (`unparseable:fare_usd`, `ambiguous_local_time:pickup_at`, as `etl.stage.mapping` writes
-    them) is kept as it is. Sorted by reason, so that a row's reasons come in a stable order.
+    Entries are reasons as staging writes them (`unparseable:fare_usd`,
+    `ambiguous_local_time:pickup_at`, `duplicate_key`) and are kept as they are. Sorted by
+    reason, so that a row's reasons come in a stable order.
     """
     if PARSE_ERRORS not in df.columns:
         return {}
@@ -218,7 +217,7 @@ def _parse_failures(df: pl.DataFrame) -> dict[str, pl.Series]:
     errors = errors.gather(rows)
     out: dict[str, pl.Series] = {}
     for value in errors.explode().drop_nulls().unique().to_list():
-        label = value if ":" in value else UNPARSEABLE + value
+        label = value
         has = pl.repeat(False, df.height, eager=True).scatter(
             rows.filter(errors.list.contains(value).fill_null(False)), True
         )

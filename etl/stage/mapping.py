@@ -50,6 +50,8 @@ def stage_frame(
         value, field_errors = _convert(text, column, field)
         fields.append(value.alias(field))
         errors.extend(field_errors)
+    if READ_ERRORS in raw.columns:
+        errors.append(pl.col(READ_ERRORS))
     reasons = pl.concat_list(errors).list.drop_nulls() if errors else pl.lit([], pl.List(pl.Utf8))
     # Lazy, so that the cast shared by a field and its error test is computed once.
     lineage = [c for c in (FILE, LINE) if c in raw.columns]

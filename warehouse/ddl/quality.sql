@@ -85,3 +85,27 @@ SELECT * EXCLUDE (rn) FROM (
     WHERE status = 'loaded'
 )
 WHERE rn = 1;
+
+-- Control totals per run and source, from the files to curated.trips (see
+-- warehouse/audit/control_totals.sql for what each column counts).
+CREATE TABLE IF NOT EXISTS quality.control_totals (
+    run_id               VARCHAR NOT NULL,
+    source               VARCHAR NOT NULL,
+    rows_read            BIGINT,
+    trailer_rows         BIGINT,
+    rows_quarantined     BIGINT,
+    rows_staged          BIGINT,
+    rows_in_staging      BIGINT,
+    rows_excluded        BIGINT,
+    excluded_causes      VARCHAR,
+    rows_merged          BIGINT,
+    rows_curated         BIGINT,
+    fare_staged_usd      DOUBLE,
+    fare_excluded_usd    DOUBLE,
+    fare_merged_usd      DOUBLE,
+    fare_curated_usd     DOUBLE,
+    unexplained_read     BIGINT,
+    unexplained_staging  BIGINT,
+    unexplained_rows     BIGINT,
+    unexplained_fare_usd DOUBLE
+);

@@ -14,10 +14,13 @@ SELECT
     duration_s,
     fare_usd,
     total_usd,
-    'hour' AS time_precision,   -- DFHV rounds both timestamps to the hour
-    'block' AS location_precision,  -- points are snapped to a block within 250 m
+    'hour' AS time_precision,        -- DFHV rounds both timestamps to the hour
+    'block' AS location_precision,   -- points are snapped to a block within 250 m
     airport,
+    pickup_in_dc,
+    dropoff_in_dc,
     _flags AS flags,
+    NULL::VARCHAR AS excluded_by,    -- every staged taxi row is a trip
     _file,
     _line
 FROM staging.dc_taxi

@@ -1,0 +1,149 @@
+"""Build the curated layer, in the publish transaction: models, calendar, matches, totals.
+
+SQL models do what SQL does well; the steps SQL cannot do here are Python in between:
+
+1. the intermediate models (views over staging, one shape for every source);
+2. the calendar with DC holidays (the holidays library) as `intermediate.calendar`;
+3. cross-silo matching (`etl.integrate.match`) as `intermediate.trip_matches`, and the pairs
+   into `quality.matches`;
+4. the curated models;
+5. the control totals, which must reconcile or the publish fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+import polars as pl
+
+from etl.config.models import Config, Match
+from etl.integrate.calendar import build_dim_date
+from etl.integrate.match import MatchTolerance, match_trips
+from etl.paths import WAREHOUSE_DIR
+from etl.publish import models as sql_models
+from etl.publish.warehouse import append
+
+UNEXPLAINED = ("unexplained_read", "unexplained_staging", "unexplained_rows")
+
+
+class ReconciliationError(Exception):
+    """Control totals that do not add up: the publish must not happen."""
+
+    def __init__(self, message: str, totals: pl.DataFrame) -> None:
+        super().__init__(message)
+        self.totals = totals  # to record once the publish transaction is rolled back
+
+
+@dataclass(frozen=True)
+class BuildSummary:
+    matches: int
+    control_totals: pl.DataFrame
+
+
+def build_curated(
+    con: duckdb.DuckDBPyConnection,
+    config: Config,
+    run_id: str,
+    models: list[sql_models.Model],
+) -> BuildSummary:
+    """Rebuild everything downstream of staging. Raises ReconciliationError."""
+    first = [m for m in models if m.name.startswith("intermediate.")]
+    sql_models.build(con, first)
+    _write_calendar(con)
+    matches = _write_matches(con, config, run_id)
+    sql_models.build(con, [m for m in models if m not in first])
+    totals = control_totals(con, run_id)
+    return BuildSummary(matches, totals)
+
+
+def control_totals(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """Compute and verify the control totals of this run; record them when they reconcile."""
+    sql = (WAREHOUSE_DIR / "audit" / "control_totals.sql").read_text()
+    totals = pl.from_arrow(con.sql(sql).to_arrow_table()).select(
+        pl.lit(run_id).alias("run_id"), pl.all()
+    )
+    bad = totals.filter(
+        pl.any_horizontal(pl.col(c) != 0 for c in UNEXPLAINED)
+        | (pl.col("unexplained_fare_usd").abs() > 0.01)
+    )
+    if bad.height:
+        raise ReconciliationError(
+            "control totals do not reconcile for "
+            + ", ".join(
+                f"{row['source']} (read {row['rows_read']}, staged {row['rows_staged']}, "
+                f"quarantined {row['rows_quarantined']}, curated {row['rows_curated']}, "
+                f"excluded {row['rows_excluded']}, merged {row['rows_merged']})"
+                for row in bad.iter_rows(named=True)
+            ),
+            totals,
+        )
+    append(con, "quality.control_totals", totals)
+    return totals
+
+
+def _write_calendar(con: duckdb.DuckDBPyConnection) -> None:
+    """Whole years around the trips' dates, so that a day without trips is still a day."""
+    first, last = con.execute(
+        "SELECT min(pickup_at)::DATE, max(pickup_at)::DATE FROM intermediate.all_trips"
+    ).fetchone()
+    today = date.today()
+    start = date((first or today).year, 1, 1)
+    end = date((last or today).year, 12, 31)
+    calendar = build_dim_date(start, end)
+    con.execute("DROP TABLE IF EXISTS intermediate.calendar")
+    append(con, "intermediate.calendar", calendar)
+
+
+def _write_matches(con: duckdb.DuckDBPyConnection, config: Config, run_id: str) -> int:
+    """Match each configured pair of sources; one table of kept and dropped records."""
+    con.execute(
+        """
+        CREATE OR REPLACE TABLE intermediate.trip_matches (
+            kept_source VARCHAR, kept_id VARCHAR, dropped_source VARCHAR, dropped_id VARCHAR,
+            time_gap_s DOUBLE, distance_gap_m DOUBLE, score DOUBLE
+        )
+        """
+    )
+    total = 0
+    for match in config.integrate.matches:
+        total += _match_pair(con, match, run_id)
+    return total
+
+
+def _match_pair(con: duckdb.DuckDBPyConnection, match: Match, run_id: str) -> int:
+    for side, source in (("left", match.left), ("right", match.right)):
+        # A view cannot take a parameter; the source name is a checked identifier.
+        con.execute(
+            f"CREATE OR REPLACE TEMP VIEW _match_{side} AS SELECT * FROM intermediate.all_trips "
+            f"WHERE source = '{source}' AND excluded_by IS NULL"
+        )
+    tolerance = MatchTolerance(match.max_time_gap_s, match.max_distance_m)
+    pairs = match_trips(con, "_match_left", "_match_right", tolerance)
+    kept, dropped = ("left", "right") if match.keep == "left" else ("right", "left")
+    con.execute(
+        f"""
+        INSERT INTO intermediate.trip_matches
+        SELECT $kept_source, {kept}_id, $dropped_source, {dropped}_id,
+               time_gap_s, distance_gap_m, score
+        FROM {pairs}
+        """,
+        {
+            "kept_source": getattr(match, kept),
+            "dropped_source": getattr(match, dropped),
+        },
+    )
+    con.execute(
+        f"""
+        INSERT INTO quality.matches
+        SELECT $run_id, $left, left_id, $right, right_id, time_gap_s, distance_gap_m, score
+        FROM {pairs}
+        """,
+        {"run_id": run_id, "left": match.left, "right": match.right},
+    )
+    count = con.execute(f"SELECT count(*) FROM {pairs}").fetchone()[0]
+    con.execute(f"DROP TABLE {pairs}")
+    con.execute("DROP VIEW _match_left")
+    con.execute("DROP VIEW _match_right")
+    return count

@@ -1,0 +1,72 @@
+-- Control totals per source, from the files to curated.trips, rows and fares at each step.
+-- Every difference must have a counted cause:
+--   read = staged + quarantined                        (per file, from the manifest)
+--   staged (manifest) = rows in staging               (no orphan or missing rows)
+--   staged = curated + excluded (by cause) + merged    (rows and fares)
+-- Each unexplained_* column is one of these differences and must be 0, or the publish fails.
+WITH files AS (
+    SELECT source,
+           sum(rows_read) AS rows_read,
+           sum(rows_staged) AS rows_staged,
+           sum(rows_quarantined) AS rows_quarantined,
+           sum(control_total) AS trailer_rows
+    FROM quality.manifest
+    GROUP BY source
+),
+staged AS (
+    SELECT source, count(*) AS rows, coalesce(sum(fare_usd), 0) AS fare_usd
+    FROM intermediate.all_trips GROUP BY source
+),
+excluded AS (
+    SELECT source,
+           count(*) AS rows,
+           coalesce(sum(fare_usd), 0) AS fare_usd
+    FROM intermediate.all_trips WHERE excluded_by IS NOT NULL GROUP BY source
+),
+excluded_by_cause AS (
+    SELECT source, string_agg(excluded_by || ' ' || n, ', ' ORDER BY excluded_by) AS causes
+    FROM (SELECT source, excluded_by, count(*) AS n FROM intermediate.all_trips
+          WHERE excluded_by IS NOT NULL GROUP BY ALL)
+    GROUP BY source
+),
+merged AS (
+    SELECT m.dropped_source AS source, count(*) AS rows, coalesce(sum(t.fare_usd), 0) AS fare_usd
+    FROM intermediate.trip_matches AS m
+    JOIN intermediate.all_trips AS t
+        ON t.source = m.dropped_source AND t.source_record_id = m.dropped_id
+        AND t.excluded_by IS NULL
+    GROUP BY m.dropped_source
+),
+curated AS (
+    SELECT source, count(*) AS rows, coalesce(sum(fare_usd), 0) AS fare_usd
+    FROM curated.trips GROUP BY source
+)
+SELECT
+    s.source,
+    coalesce(f.rows_read, 0) AS rows_read,
+    f.trailer_rows,
+    coalesce(f.rows_quarantined, 0) AS rows_quarantined,
+    coalesce(f.rows_staged, 0) AS rows_staged,
+    s.rows AS rows_in_staging,
+    coalesce(e.rows, 0) AS rows_excluded,
+    c.causes AS excluded_causes,
+    coalesce(m.rows, 0) AS rows_merged,
+    coalesce(k.rows, 0) AS rows_curated,
+    round(s.fare_usd, 2) AS fare_staged_usd,
+    round(coalesce(e.fare_usd, 0), 2) AS fare_excluded_usd,
+    round(coalesce(m.fare_usd, 0), 2) AS fare_merged_usd,
+    round(coalesce(k.fare_usd, 0), 2) AS fare_curated_usd,
+    coalesce(f.rows_read, 0) - coalesce(f.rows_staged, 0) - coalesce(f.rows_quarantined, 0)
+        AS unexplained_read,
+    coalesce(f.rows_staged, 0) - s.rows AS unexplained_staging,
+    s.rows - coalesce(e.rows, 0) - coalesce(m.rows, 0) - coalesce(k.rows, 0)
+        AS unexplained_rows,
+    round(s.fare_usd - coalesce(e.fare_usd, 0) - coalesce(m.fare_usd, 0)
+          - coalesce(k.fare_usd, 0), 2) AS unexplained_fare_usd
+FROM staged AS s
+LEFT JOIN files AS f USING (source)
+LEFT JOIN excluded AS e USING (source)
+LEFT JOIN excluded_by_cause AS c USING (source)
+LEFT JOIN merged AS m USING (source)
+LEFT JOIN curated AS k USING (source)
+ORDER BY s.source
