@@ -40,6 +40,7 @@ from etl.sources.boundary import read_boundary, stored_boundary
 from etl.sources.fetch import read_bytes
 from etl.sources.files import Broken, FileRef, SourceError, discover
 from etl.stage.batch import (
+    ControlTotalError,
     FileRead,
     RowChecker,
     StagedBatch,
@@ -282,6 +283,8 @@ class _Run:
             return read_file(ref, source, data), outcome
         except SourceError as exc:
             outcome.status, outcome.reason = "failed", str(exc)
+            if isinstance(exc, ControlTotalError):
+                outcome.rows_read, outcome.control_total = exc.rows_read, exc.control_total
             self._fail(outcome)
             return None
 

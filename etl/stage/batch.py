@@ -83,7 +83,33 @@ def read_file(ref: FileRef, source: Source, data: bytes) -> FileRead:
         raise SourceError(f"format {source.format!r} holds no trip rows")
     # Checked per file, so that one file without a column fails alone, not its whole batch.
     require_columns(raw.header, source.columns_for(layout))
+    if source.trailer is not None:
+        _reconcile_trailer(raw)
     return FileRead(ref, layout, raw)
+
+
+def _reconcile_trailer(raw: RawBatch) -> None:
+    """A file that declares its row count must hold exactly that many rows."""
+    if not raw.trailer_found:
+        raise ControlTotalError(
+            "no control-total line at the end: the file may be truncated", raw.frame.height, None
+        )
+    if raw.control_total != raw.frame.height:
+        raise ControlTotalError(
+            f"control total mismatch: the trailer says {raw.control_total} rows, "
+            f"the file holds {raw.frame.height}",
+            raw.frame.height,
+            raw.control_total,
+        )
+
+
+class ControlTotalError(SourceError):
+    """A file whose rows do not reconcile with the count it declares; not loaded."""
+
+    def __init__(self, message: str, rows_read: int, control_total: int | None) -> None:
+        super().__init__(message)
+        self.rows_read = rows_read
+        self.control_total = control_total
 
 
 def stage_files(
