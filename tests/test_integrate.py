@@ -1,0 +1,236 @@
+"""The company silos, cross-silo matching and control totals, on `etl sample` data."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import Warehouse
+
+from etl.sample import write_sample
+
+SCALE, SEED = 0.1, 11
+
+
+@pytest.fixture(scope="module")
+def sample_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("sample")
+    write_sample(root, seed=SEED, scale=SCALE)
+    return root
+
+
+@pytest.fixture(scope="module")
+def loaded(sample_root, tmp_path_factory):
+    """The sample loaded once: (warehouse, run result, truth)."""
+    wh = Warehouse(tmp_path_factory.mktemp("loaded"))
+    wh.data.rmdir()
+    shutil.copytree(sample_root, wh.data)
+    result = wh.run()
+    truth = json.loads((wh.data / "_sample_truth.json").read_text())
+    return wh, result, truth
+
+
+def test_the_sample_loads_and_publishes(loaded):
+    _, result, _ = loaded
+    assert result.exit_code == 0, result.message
+    assert result.published
+    assert {f.source for f in result.files} == {"dc_taxi", "dc_boundary", "dispatch", "courier"}
+
+
+def test_matches_are_exactly_the_planted_duplicates(loaded):
+    wh, _, truth = loaded
+    found = set(wh.query("SELECT left_id, right_id FROM quality.matches"))
+    planted = {tuple(pair) for pair in truth["matches"]}
+    near_misses = {(d, c) for d, c, _ in truth["near_misses"]}
+    assert planted, "the sample plants cross-silo duplicates"
+    assert found == planted
+    assert not found & near_misses
+
+
+def test_curated_keeps_a_matched_trip_once_and_says_who_saw_it(loaded):
+    wh, _, truth = loaded
+    dispatch_id, courier_id = truth["matches"][0]
+    rows = wh.query(
+        "SELECT source, seen_by, matched_record_id FROM curated.trips "
+        "WHERE source_record_id IN (?, ?)",
+        [dispatch_id, courier_id],
+    )
+    assert rows == [("dispatch", ["dispatch", "courier"], courier_id)]
+
+
+def test_control_totals_reconcile_for_every_source(loaded):
+    wh, result, _ = loaded
+    totals = wh.query(
+        "SELECT source, unexplained_read, unexplained_staging, unexplained_rows, "
+        "unexplained_fare_usd FROM quality.control_totals WHERE run_id = ?",
+        [result.run_id],
+    )
+    assert {row[0] for row in totals} == {"dc_taxi", "dispatch", "courier"}
+    assert all(row[1:] == (0, 0, 0, 0.0) for row in totals)
+
+
+def test_only_completed_dispatch_jobs_are_trips_and_the_newest_version_wins(loaded):
+    wh, _, truth = loaded
+    curated = wh.scalar("SELECT count(*) FROM curated.trips WHERE source = 'dispatch'")
+    merged = wh.scalar("SELECT count(*) FROM quality.matches")
+    kept_dispatch = curated  # dispatch is the kept side: matches do not remove its trips
+    assert kept_dispatch == truth["dispatch"]["completed"]
+    assert merged == len(truth["matches"])
+    versions = wh.scalar(
+        "SELECT count(*) FROM (SELECT source_record_id FROM curated.trips "
+        "WHERE source = 'dispatch' GROUP BY 1 HAVING count(*) > 1)"
+    )
+    assert versions == 0
+
+
+def test_broken_dispatch_lines_are_quarantined_with_their_reason(loaded):
+    wh, _, truth = loaded
+    quarantined = {
+        (file, line): reasons
+        for file, line, reasons in wh.query(
+            "SELECT file, line, reasons FROM quality.quarantine WHERE source = 'dispatch'"
+        )
+    }
+    broken = {(b["file"], b["line"]): b["kind"] for b in truth["dispatch"]["broken_lines"]}
+    assert set(quarantined) == set(broken)
+    expected_prefix = {
+        "truncated": "invalid_json",
+        "unknown_field": "unknown_field:",
+        "string_number": "wrong_type:",
+    }
+    for where, kind in broken.items():
+        assert any(r.startswith(expected_prefix[kind]) for r in quarantined[where]), where
+
+
+def test_courier_defects_are_counted(loaded):
+    wh, _, truth = loaded
+    per_file = truth["courier"]
+    files = {k: v for k, v in per_file.items() if k.endswith(".csv")}
+    reasons = Counter(
+        dict(
+            wh.query(
+                "SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM quality.quarantine "
+                "WHERE source = 'courier') GROUP BY r"
+            )
+        )
+    )
+    assert reasons["duplicate_key"] == sum(f["duplicates"] for f in files.values())
+    assert reasons["dropoff_before_pickup"] == sum(f["end_before_start"] for f in files.values())
+    swapped = wh.scalar(
+        "SELECT count(*) FROM staging.courier WHERE len(list_filter(_flags, "
+        "lambda f: f LIKE 'swapped_coordinates:%')) > 0"
+    )
+    assert swapped == sum(f["swapped"] for f in files.values())
+    blank = dict(
+        wh.query("SELECT path, blank_lines FROM quality.manifest WHERE source = 'courier'")
+    )
+    assert {Path(p).name: n for p, n in blank.items()} == {
+        name: f["blank_lines"] for name, f in files.items()
+    }
+
+
+def test_every_trip_knows_whether_it_is_in_dc(loaded):
+    wh, _, _ = loaded
+    unknown = wh.scalar(
+        "SELECT count(*) FROM curated.trips WHERE pickup_lat IS NOT NULL AND pickup_in_dc IS NULL"
+    )
+    assert unknown == 0
+    airport_outside = wh.scalar(
+        "SELECT count(*) FROM curated.trips WHERE airport AND NOT dropoff_in_dc"
+    )
+    assert airport_outside > 0  # airport trips end outside DC and are kept
+
+
+def test_dim_date_marks_dc_holidays(loaded):
+    wh, _, _ = loaded
+    rows = dict(
+        wh.query(
+            "SELECT date::VARCHAR, holiday_name FROM curated.dim_date "
+            "WHERE date IN ('2023-04-17', '2023-07-04', '2023-07-05')"
+        )
+    )
+    assert "Emancipation Day" in rows["2023-04-17"]
+    assert rows["2023-07-04"] == "Independence Day"
+    assert rows["2023-07-05"] is None
+
+
+def test_analyst_views_answer(loaded):
+    wh, _, _ = loaded
+    assert wh.scalar("SELECT count(DISTINCT source) FROM curated.daily_by_source") == 3
+    speed = wh.query("SELECT day_of_week, hour_of_day, median_speed_mph FROM curated.speed_by_hour")
+    assert {d for d, _, _ in speed} == set(range(1, 8))
+    assert all(0 < s < 60 for *_, s in speed)
+    assert wh.scalar("SELECT sum(trips) FROM curated.od_grid") == wh.scalar(
+        "SELECT count(*) FROM curated.trips WHERE pickup_lat IS NOT NULL "
+        "AND dropoff_lat IS NOT NULL"
+    )
+
+
+def test_tampered_courier_trailer_fails_that_file_and_the_rest_loads(sample_root, tmp_path):
+    wh = Warehouse(tmp_path)
+    wh.data.rmdir()
+    shutil.copytree(sample_root, wh.data)
+    target = sorted((wh.data / "company" / "courier").glob("*.csv"))[2]
+    text = target.read_bytes()
+    body, trailer = text.rstrip(b"\r\n").rsplit(b"\r\n", 1)
+    declared = int(trailer.split(b":")[1])
+    target.write_bytes(body + f"\r\nTOTAL ROWS: {declared + 5}\r\n".encode())
+
+    result = wh.run()
+    assert result.exit_code == 2
+    failed = [f for f in result.files if f.status == "failed"]
+    assert [f.path for f in failed] == [f"company/courier/{target.name}"]
+    assert failed[0].reason == (
+        f"control total mismatch: the trailer says {declared + 5} rows, the file holds {declared}"
+    )
+    assert (failed[0].rows_read, failed[0].control_total) == (declared, declared + 5)
+    loaded_courier = [f for f in result.files if f.source == "courier" and f.status == "loaded"]
+    assert len(loaded_courier) == 11
+    assert result.published
+
+
+COURIER_HEADER = "TripRef,Vehicle,Start Time,End Time,From Lat,From Lng,To Lat,To Lng,Miles,Cost"
+
+
+def courier_file(path: Path, rows: list[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [COURIER_HEADER, *rows, f"TOTAL ROWS: {len(rows)}"]
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+
+
+def test_daylight_saving_outcomes_on_both_transitions(wh):
+    point = '38.9,-77.03,38.91,-77.02,1.2,"$1,012.50"'
+    courier_file(
+        wh.data / "company" / "courier" / "courier_trips_202303.csv",
+        [
+            f"CT-1,V1,03/12/2023 01:30:00 AM,03/12/2023 01:50:00 AM,{point}",  # EST
+            f"CT-2,V1,03/12/2023 02:30:00 AM,03/12/2023 03:40:00 AM,{point}",  # skipped hour
+            f"CT-3,V1,03/12/2023 03:30:00 AM,03/12/2023 03:50:00 AM,{point}",  # EDT
+        ],
+    )
+    courier_file(
+        wh.data / "company" / "courier" / "courier_trips_202311.csv",
+        [
+            f"CT-4,V1,11/05/2023 12:30:00 AM,11/05/2023 12:50:00 AM,{point}",  # EDT
+            f"CT-5,V1,11/05/2023 01:30:00 AM,11/05/2023 01:50:00 AM,{point}",  # repeated hour
+            f"CT-6,V1,11/05/2023 02:30:00 AM,11/05/2023 02:50:00 AM,{point}",  # EST
+        ],
+    )
+    result = wh.run()
+    assert result.exit_code == 0
+    got = dict(wh.query("SELECT source_record_id, pickup_at FROM staging.courier"))
+    assert got == {
+        "CT-1": datetime(2023, 3, 12, 6, 30, tzinfo=UTC),
+        "CT-2": datetime(2023, 3, 12, 7, 30, tzinfo=UTC),  # read as 03:30 daylight time
+        "CT-3": datetime(2023, 3, 12, 7, 30, tzinfo=UTC),
+        "CT-4": datetime(2023, 11, 5, 4, 30, tzinfo=UTC),
+        "CT-5": datetime(2023, 11, 5, 5, 30, tzinfo=UTC),  # the first (daylight) 01:30
+        "CT-6": datetime(2023, 11, 5, 7, 30, tzinfo=UTC),
+    }
+    assert wh.scalar("SELECT fare_usd FROM staging.courier WHERE source_record_id = 'CT-1'") == (
+        1012.50
+    )
