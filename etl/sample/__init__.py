@@ -30,7 +30,11 @@ __all__ = ["TRUTH_FILE", "write_sample"]
 
 
 def write_sample(out: Path, seed: int = 0, scale: float = 1.0) -> dict:
-    """Write the sample data root under `out`; returns files written and rows per source."""
+    """Write the sample data root under `out`.
+
+    Returns a summary: files and bytes written, and rows per source (dispatch rows are lines,
+    broken and superseded ones included; courier rows are data rows, duplicates included).
+    """
     if seed < 0:
         raise ValueError("seed must be a non-negative integer")
     if not scale > 0:
@@ -40,16 +44,17 @@ def write_sample(out: Path, seed: int = 0, scale: float = 1.0) -> dict:
 
     taxi_rows = round(TAXI_ROWS_PER_SCALE * scale)
     taxi_truth: dict[str, dict] = {}
-    written: list[str] = []
+    written: dict[str, list[str]] = {"dc_taxi": []}
     # The older release gets the odd row.
     for release, rows in zip(
         taxi.RELEASES, (taxi_rows - taxi_rows // 2, taxi_rows // 2), strict=True
     ):
         taxi_truth.update(taxi.write_release(out, release, seed, rows))
-        written.append(f"dc_taxi/{release.zip_name}")
-    written.append(boundary.write_boundary(out))
+        written["dc_taxi"].append(f"dc_taxi/{release.zip_name}")
+    written["dc_boundary"] = [boundary.write_boundary(out)]
     company_files, company_truth = company.write_company(out, seed, scale)
-    written += company_files
+    for source in ("dispatch", "courier"):
+        written[source] = [f for f in company_files if f.startswith(f"company/{source}/")]
 
     truth = {
         "seed": seed,
@@ -64,16 +69,18 @@ def write_sample(out: Path, seed: int = 0, scale: float = 1.0) -> dict:
         **company_truth,
     }
     (out / TRUTH_FILE).write_text(json.dumps(truth, indent=1) + "\n")
-    written.append(TRUTH_FILE)
+    written["truth"] = [TRUTH_FILE]
     return {
         "out": str(out),
         "seed": seed,
         "scale": scale,
-        "files": written,
+        "files": {source: len(paths) for source, paths in written.items()},
+        "bytes": sum((out / p).stat().st_size for paths in written.values() for p in paths),
         "rows": {
             "dc_taxi": sum(m["rows"] for m in taxi_truth.values()),
             "dc_boundary": 1,
             "dispatch": company_truth["dispatch"]["lines"],
             "courier": sum(f["rows"] for f in company_truth["courier"].values()),
         },
+        "truth_file": TRUTH_FILE,
     }

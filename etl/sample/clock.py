@@ -18,120 +18,18 @@ HOUR = 3_600
 EST_OFFSET = -5 * HOUR
 EDT_OFFSET = -4 * HOUR
 
-# Relative trip volume by local hour. Taxis: morning and evening peaks on weekdays, a long
-# nightlife tail on weekends. The company's vans: business hours.
-TAXI_HOURS_WEEKDAY = np.array(
-    [
-        2.0,
-        1.2,
-        0.8,
-        0.5,
-        0.5,
-        0.9,
-        2.2,
-        4.5,
-        6.0,
-        5.0,
-        4.2,
-        4.2,
-        4.6,
-        4.4,
-        4.3,
-        4.7,
-        5.3,
-        6.2,
-        6.4,
-        5.6,
-        4.6,
-        4.0,
-        3.5,
-        2.8,
-    ]
-)
-TAXI_HOURS_WEEKEND = np.array(
-    [
-        4.2,
-        3.6,
-        3.0,
-        1.8,
-        0.8,
-        0.6,
-        0.8,
-        1.3,
-        2.0,
-        2.8,
-        3.6,
-        4.2,
-        4.5,
-        4.5,
-        4.4,
-        4.4,
-        4.5,
-        4.8,
-        5.0,
-        5.0,
-        4.8,
-        4.8,
-        4.9,
-        4.7,
-    ]
-)
-COMPANY_HOURS_WEEKDAY = np.array(
-    [
-        0.3,
-        0.2,
-        0.1,
-        0.1,
-        0.2,
-        0.6,
-        2.0,
-        4.5,
-        6.0,
-        6.5,
-        6.5,
-        6.2,
-        5.8,
-        6.0,
-        6.2,
-        6.2,
-        6.0,
-        5.5,
-        4.0,
-        2.5,
-        1.6,
-        1.0,
-        0.7,
-        0.5,
-    ]
-)
-COMPANY_HOURS_WEEKEND = np.array(
-    [
-        0.3,
-        0.2,
-        0.1,
-        0.1,
-        0.1,
-        0.3,
-        0.8,
-        1.8,
-        3.0,
-        4.0,
-        4.5,
-        4.6,
-        4.6,
-        4.5,
-        4.4,
-        4.0,
-        3.5,
-        3.0,
-        2.2,
-        1.5,
-        1.0,
-        0.7,
-        0.5,
-        0.4,
-    ]
-)
+# Relative trip volume by local hour, 0-23. Taxis: morning and evening peaks on weekdays, a
+# long nightlife tail on weekends. The company's vans: business hours.
+# fmt: off
+TAXI_HOURS_WEEKDAY = np.array([2.0, 1.2, 0.8, 0.5, 0.5, 0.9, 2.2, 4.5, 6.0, 5.0, 4.2, 4.2,
+                               4.6, 4.4, 4.3, 4.7, 5.3, 6.2, 6.4, 5.6, 4.6, 4.0, 3.5, 2.8])
+TAXI_HOURS_WEEKEND = np.array([4.2, 3.6, 3.0, 1.8, 0.8, 0.6, 0.8, 1.3, 2.0, 2.8, 3.6, 4.2,
+                               4.5, 4.5, 4.4, 4.4, 4.5, 4.8, 5.0, 5.0, 4.8, 4.8, 4.9, 4.7])
+COMPANY_HOURS_WEEKDAY = np.array([0.3, 0.2, 0.1, 0.1, 0.2, 0.6, 2.0, 4.5, 6.0, 6.5, 6.5, 6.2,
+                                  5.8, 6.0, 6.2, 6.2, 6.0, 5.5, 4.0, 2.5, 1.6, 1.0, 0.7, 0.5])
+COMPANY_HOURS_WEEKEND = np.array([0.3, 0.2, 0.1, 0.1, 0.1, 0.3, 0.8, 1.8, 3.0, 4.0, 4.5, 4.6,
+                                  4.6, 4.5, 4.4, 4.0, 3.5, 3.0, 2.2, 1.5, 1.0, 0.7, 0.5, 0.4])
+# fmt: on
 # Relative volume by weekday, Monday first.
 TAXI_WEEKDAYS = np.array([0.85, 0.92, 0.97, 1.02, 1.18, 1.22, 0.84])
 COMPANY_WEEKDAYS = np.array([1.05, 1.08, 1.08, 1.08, 1.05, 0.55, 0.40])

@@ -63,7 +63,7 @@ def _version_rows(
     # Revisions, on completed jobs. Broken lines, on unplanted completed jobs without one.
     revised = rng.choice(
         np.flatnonzero(completed),
-        size=int(rng.binomial(int(completed.sum()), REVISION_RATE)),
+        size=max(1, round(REVISION_RATE * int(completed.sum()))),
         replace=False,
     )
     changed = rng.random(len(revised)) < STATUS_CHANGE_SHARE

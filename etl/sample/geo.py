@@ -237,8 +237,8 @@ def hotspot_zips() -> pl.Series:
 # DC addresses run out from the Capitol: numbered streets every ~143 m east and west of the
 # North/South Capitol St axis, lettered (then alphabetical two- and three-syllable, then floral)
 # streets every ~141 m north and south of the East Capitol St / Mall axis. Each block is 100
-# house numbers. A point is snapped to the centre of the nearest block face, which is at most
-# ~100 m away: well inside the MAR's 250 m snapping radius.
+# house numbers. A point is snapped to the block face it lies along (nearest street), whose
+# centre is at most ~100 m away: well inside the MAR's 250 m snapping radius.
 CAPITOL_LAT = 38.88980
 CAPITOL_LON = -77.00900
 GRID_DLAT = 0.00127
@@ -246,81 +246,20 @@ GRID_DLON = 0.00165
 GRID_HALF = 90  # street/block indices run from -GRID_HALF to GRID_HALF
 _GRID_N = 2 * GRID_HALF + 1
 
-_LETTERS = [c for c in "ABCDEFGHIKLMNOPQRSTUVW"]  # DC has no J, X, Y or Z street
-_TWO_SYLLABLE = [
-    "ADAMS",
-    "BRYANT",
-    "CHANNING",
-    "DOUGLAS",
-    "EVARTS",
-    "FRANKLIN",
-    "GIRARD",
-    "HARVARD",
-    "IRVING",
-    "KENYON",
-    "LAMONT",
-    "MONROE",
-    "NEWTON",
-    "OTIS",
-    "PARK",
-    "QUINCY",
-    "RANDOLPH",
-    "SHEPHERD",
-    "TAYLOR",
-    "UPSHUR",
-    "VARNUM",
-    "WEBSTER",
-]
-_THREE_SYLLABLE = [
-    "ALLISON",
-    "BUCHANAN",
-    "CRITTENDEN",
-    "DECATUR",
-    "EMERSON",
-    "FARRAGUT",
-    "GALLATIN",
-    "HAMILTON",
-    "INGRAHAM",
-    "JEFFERSON",
-    "KENNEDY",
-    "LONGFELLOW",
-    "MADISON",
-    "NICHOLSON",
-    "OGLETHORPE",
-    "PEABODY",
-    "QUACKENBOS",
-    "RITTENHOUSE",
-    "SHERIDAN",
-    "TUCKERMAN",
-    "UNDERWOOD",
-    "VAN BUREN",
-    "WHITTIER",
-]
-_FLORAL = [
-    "ASPEN",
-    "BUTTERNUT",
-    "CEDAR",
-    "DAHLIA",
-    "ELDER",
-    "FERN",
-    "GERANIUM",
-    "HEMLOCK",
-    "IRIS",
-    "JUNIPER",
-    "KALMIA",
-    "LOCUST",
-    "MAPLE",
-    "NORTHGATE",
-    "ORCHID",
-    "PRIMROSE",
-    "REDWOOD",
-    "SYCAMORE",
-    "TULIP",
-    "VERBENA",
-    "WILLOW",
-    "YEW",
-    "ZINNIA",
-]
+_LETTERS = list("ABCDEFGHIKLMNOPQRSTUVW")  # DC has no J, X, Y or Z street
+# fmt: off
+_TWO_SYLLABLE = ["ADAMS", "BRYANT", "CHANNING", "DOUGLAS", "EVARTS", "FRANKLIN", "GIRARD",
+                 "HARVARD", "IRVING", "KENYON", "LAMONT", "MONROE", "NEWTON", "OTIS", "PARK",
+                 "QUINCY", "RANDOLPH", "SHEPHERD", "TAYLOR", "UPSHUR", "VARNUM", "WEBSTER"]
+_THREE_SYLLABLE = ["ALLISON", "BUCHANAN", "CRITTENDEN", "DECATUR", "EMERSON", "FARRAGUT",
+                   "GALLATIN", "HAMILTON", "INGRAHAM", "JEFFERSON", "KENNEDY", "LONGFELLOW",
+                   "MADISON", "NICHOLSON", "OGLETHORPE", "PEABODY", "QUACKENBOS",
+                   "RITTENHOUSE", "SHERIDAN", "TUCKERMAN", "UNDERWOOD", "VAN BUREN",
+                   "WHITTIER"]
+_FLORAL = ["ASPEN", "BUTTERNUT", "CEDAR", "DAHLIA", "ELDER", "FERN", "GERANIUM", "HEMLOCK",
+           "IRIS", "JUNIPER", "KALMIA", "LOCUST", "MAPLE", "NORTHGATE", "ORCHID", "PRIMROSE",
+           "REDWOOD", "SYCAMORE", "TULIP", "VERBENA", "WILLOW", "YEW", "ZINNIA"]
+# fmt: on
 EAST_WEST_STREETS = _LETTERS + _TWO_SYLLABLE + _THREE_SYLLABLE + _FLORAL
 
 

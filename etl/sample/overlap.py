@@ -90,6 +90,7 @@ def _other_trip(
     """A genuinely different trip with the given start; duration and fare from the model."""
     naive = clock.utc_to_local(pickup_utc, trips.YEAR)
     t = trips.from_points(rng, naive, plat, plon, dlat, dlon, group)
+    # Keep the exact instant asked for (local time is ambiguous in the autumn's repeated hour).
     return t.with_(dropoff_utc=pickup_utc + (t.dropoff_utc - t.pickup_utc), pickup_utc=pickup_utc)
 
 
@@ -101,8 +102,6 @@ def plant(
     k_miss = max(1, round(NEAR_MISS_RATE * n_courier))
     sizes = [k_match, k_miss, k_miss, k_miss]  # match, dropoff_far, time_gap, depot
     src_idx = rng.choice(np.flatnonzero(eligible), size=sum(sizes), replace=False)
-    src_idx = np.sort(src_idx)
-    rng.shuffle(src_idx)
     groups = np.arange(sum(sizes), dtype=np.int64)
     dispatch_group = dispatch.group.copy()
     dispatch_group[src_idx] = groups

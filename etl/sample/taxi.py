@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import itertools
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -268,6 +269,106 @@ def _bad_fares(rng: np.random.Generator, k: int, plant_extremes: bool) -> np.nda
     return cents
 
 
+def _airport_points(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    """Which trips go to an airport, which airport, and the kerb-side drop-off point."""
+    airport = rng.random(n) < AIRPORT_RATE
+    which = rng.choice(len(geo.AIRPORTS), size=n, p=[a.weight for a in geo.AIRPORTS])
+    lat = np.array([a.lat for a in geo.AIRPORTS])[which]
+    lon = np.array([a.lon for a in geo.AIRPORTS])[which]
+    lat, lon = geo.jitter_m(rng, lat, lon, 0.0, 300.0)  # terminals spread a few hundred metres
+    return airport, which, lat, lon
+
+
+def _money(
+    rng: np.random.Generator,
+    release: Release,
+    trip: truth.TripTruth,
+    defects: _Defects,
+    first_chunk: bool,
+) -> dict[str, np.ndarray]:
+    """Amounts in cents and mileage in hundredths of a mile, defects planted."""
+    n = len(trip.miles)
+    payment = rng.choice(5, size=n, p=release.payment_weights) + 1
+    tipped = np.isin(payment, [1, 3, 5]) & (rng.random(n) > 0.15)  # card, e-hail, Uber
+    fare = trip.fare_cents.copy()
+    fare[defects.fare_out_of_range] = _bad_fares(
+        rng, int(defects.fare_out_of_range.sum()), first_chunk
+    )
+    money = {
+        "payment": payment,
+        "fare": fare,
+        "gratuity": np.where(tipped, np.rint(trip.fare_cents * rng.uniform(0.10, 0.25, n)), 0),
+        "surcharge": np.full(n, 25),  # DC's per-trip passenger surcharge
+        "extra": np.where(rng.random(n) < 0.10, 100, 0),  # extra passenger
+        "toll": np.where(rng.random(n) < 0.01, rng.choice([100, 200, 400], size=n), 0),
+    }
+    # The total is what was paid, known even when the fare field is missing.
+    money["total"] = sum(money[k] for k in ("fare", "gratuity", "surcharge", "extra", "toll"))
+    mileage = np.rint(trip.miles * 100).astype(np.int64)
+    k_out = int(defects.mileage_outlier.sum())
+    outliers = np.rint(
+        np.exp(rng.uniform(np.log(15_000), np.log(RAW_MILEAGE_MAX_HUNDREDTHS), k_out))
+    ).astype(np.int64)
+    if first_chunk and k_out:
+        outliers[0] = RAW_MILEAGE_MAX_HUNDREDTHS
+    mileage[defects.mileage_outlier] = outliers
+    mileage[defects.zero_mileage] = 0
+    money["mileage"] = mileage
+    return money
+
+
+def _places(
+    rng: np.random.Generator,
+    plat: np.ndarray,
+    plon: np.ndarray,
+    dlat: np.ndarray,
+    dlon: np.ndarray,
+    airport: np.ndarray,
+    which_airport: np.ndarray,
+) -> tuple[dict[str, pl.Series], dict[str, np.ndarray]]:
+    """Location columns as published: snapped to a block (airports to the airport's point),
+    some not geocoded, some zips junk. Returns the columns and the defect masks."""
+    n = len(plat)
+    blocks = geo.block_table()
+    airports = airport_table()
+    place = np.where(airport, which_airport + 1, 0)  # row of airport_table(), 0 = in DC
+    origin = blocks[geo.snap_to_blocks(plat, plon)]
+    dest = blocks[geo.snap_to_blocks(dlat, dlon)]
+    to_airport = pl.Series(airport)
+    dest = dest.select(
+        pl.when(to_airport).then(airports[place][c]).otherwise(pl.col(c)).alias(c)
+        for c in ("block_name", "lat_text", "lon_text", "zip")
+    )
+    masks = {
+        "no_pickup": rng.random(n) < MISSING_PICKUP_RATE,
+        "no_dropoff": rng.random(n) < MISSING_DROPOFF_RATE,
+        "origin_junk_zip": rng.random(n) < JUNK_ZIP_RATE,
+        "dest_junk_zip": rng.random(n) < JUNK_ZIP_RATE,
+    }
+
+    def junk_zips(zips: pl.Series, mask: np.ndarray) -> pl.Series:
+        junk = pl.Series(JUNK_ZIPS).gather(rng.integers(0, len(JUNK_ZIPS), int(mask.sum())))
+        return zips.scatter(np.flatnonzero(mask), junk)
+
+    no_pickup, no_dropoff = masks["no_pickup"], masks["no_dropoff"]
+    columns = {
+        "ORIGINCITY": pl.repeat("WASHINGTON", n, eager=True),
+        "ORIGINSTATE": pl.repeat("DC", n, eager=True),
+        "ORIGINZIP": junk_zips(origin["zip"], masks["origin_junk_zip"]),
+        "DESTINATIONCITY": airports["city"].gather(place),
+        "DESTINATIONSTATE": airports["state"].gather(place),
+        "DESTINATIONZIP": junk_zips(dest["zip"], masks["dest_junk_zip"]),
+        "ORIGIN_BLOCK_LATITUDE": _null_where(origin["lat_text"], no_pickup),
+        "ORIGIN_BLOCK_LONGITUDE": _null_where(origin["lon_text"], no_pickup),
+        "ORIGIN_BLOCKNAME": _null_where(origin["block_name"], no_pickup),
+        "DESTINATION_BLOCK_LATITUDE": _null_where(dest["lat_text"], no_dropoff),
+        "DESTINATION_BLOCK_LONGITUDE": _null_where(dest["lon_text"], no_dropoff),
+        "DESTINATION_BLOCKNAME": _null_where(dest["block_name"], no_dropoff),
+        "AIRPORT": pl.Series(["N", "Y"]).gather(airport.astype(np.int64)),
+    }
+    return columns, masks
+
+
 def generate_chunk(
     rng: np.random.Generator,
     n: int,
@@ -280,77 +381,23 @@ def generate_chunk(
     year = release.year
     first_day = clock.epoch_day(year, month)
     n_days = clock.epoch_day(year + month // 12, month % 12 + 1) - first_day
-    pickup_naive = clock.sample_naive_times(rng, n, first_day, n_days, year, taxi=True)
-
+    pickup = clock.sample_naive_times(rng, n, first_day, n_days, year, taxi=True)
     plat, plon, dlat, dlon = geo.sample_trip_ends(rng, n)
-    airport = rng.random(n) < AIRPORT_RATE
-    airport_idx = rng.choice(
-        len(geo.AIRPORTS), size=n, p=np.array([a.weight for a in geo.AIRPORTS])
-    )
-    ap_lat = np.array([a.lat for a in geo.AIRPORTS])[airport_idx]
-    ap_lon = np.array([a.lon for a in geo.AIRPORTS])[airport_idx]
-    # Real drop-off at the terminal kerb, within a few hundred metres of the airport point.
-    ap_lat, ap_lon = geo.jitter_m(rng, ap_lat, ap_lon, 0.0, 300.0)
-    dlat = np.where(airport, ap_lat, dlat)
-    dlon = np.where(airport, ap_lon, dlon)
-
-    trip = truth.simulate(rng, plat, plon, dlat, dlon, pickup_naive, year)
-    dropoff_naive = pickup_naive + trip.duration_s
-
-    # Money, in cents.
-    payment = rng.choice(5, size=n, p=release.payment_weights) + 1
-    tipped = np.isin(payment, [1, 3, 5]) & (rng.random(n) > 0.15)
-    gratuity = np.where(tipped, np.rint(trip.fare_cents * rng.uniform(0.10, 0.25, n)), 0)
-    surcharge = np.full(n, 25)  # DC's per-trip passenger surcharge
-    extra = np.where(rng.random(n) < 0.10, 100, 0)  # extra passenger
-    toll = np.where(rng.random(n) < 0.01, rng.choice([100, 200, 400], size=n), 0)
+    airport, which_airport, ap_lat, ap_lon = _airport_points(rng, n)
+    dlat, dlon = np.where(airport, ap_lat, dlat), np.where(airport, ap_lon, dlon)
+    trip = truth.simulate(rng, plat, plon, dlat, dlon, pickup, year)
 
     defects = _draw_defects(rng, n, release, first_chunk)
-    fare = trip.fare_cents.copy()
-    fare[defects.fare_out_of_range] = _bad_fares(
-        rng, int(defects.fare_out_of_range.sum()), first_chunk
+    money = _money(rng, release, trip, defects, first_chunk)
+    places, masks = _places(rng, plat, plon, dlat, dlon, airport, which_airport)
+    fare_text = text.cents_to_dollars_text(money["fare"]).scatter(
+        np.flatnonzero(defects.missing_fare), release.missing_fare_text
     )
-    total = (fare + gratuity + surcharge + extra + toll).astype(np.int64)
-    mileage = np.rint(trip.miles * 100).astype(np.int64)
-    k_out = int(defects.mileage_outlier.sum())
-    outliers = np.rint(
-        np.exp(rng.uniform(np.log(15_000), np.log(RAW_MILEAGE_MAX_HUNDREDTHS), k_out))
-    ).astype(np.int64)
-    if first_chunk and k_out:
-        outliers[0] = RAW_MILEAGE_MAX_HUNDREDTHS
-    mileage[defects.mileage_outlier] = outliers
-    mileage[defects.zero_mileage] = 0
 
-    # Locations as published: snapped to a block, airports to the airport's point, some empty.
-    blocks = geo.block_table()
-    airports = airport_table()
-    o_block = blocks[geo.snap_to_blocks(plat, plon)]
-    d_block = blocks[geo.snap_to_blocks(dlat, dlon)]
-    d_airport = airports[airport_idx + 1]
-    is_airport = pl.Series(airport)
-    d_block = d_block.select(
-        pl.when(is_airport).then(d_airport[c]).otherwise(pl.col(c)).alias(c)
-        for c in ("block_name", "lat_text", "lon_text", "zip")
-    )
-    no_pickup = rng.random(n) < MISSING_PICKUP_RATE
-    no_dropoff = rng.random(n) < MISSING_DROPOFF_RATE
+    def to_hour(naive: np.ndarray) -> pl.Series:  # published times: local, nearest hour
+        rounded = (naive + clock.HOUR // 2) // clock.HOUR * clock.HOUR
+        return clock.format_whole_hours(rounded, year, DATETIME_FORMAT)
 
-    junk = pl.Series(JUNK_ZIPS)
-    o_junk = rng.random(n) < JUNK_ZIP_RATE
-    d_junk = rng.random(n) < JUNK_ZIP_RATE
-    o_zip = o_block["zip"].scatter(
-        np.flatnonzero(o_junk), junk.gather(rng.integers(0, len(JUNK_ZIPS), int(o_junk.sum())))
-    )
-    d_zip = d_block["zip"].scatter(
-        np.flatnonzero(d_junk), junk.gather(rng.integers(0, len(JUNK_ZIPS), int(d_junk.sum())))
-    )
-    place = np.where(airport, airport_idx + 1, 0)  # row of airport_table(), 0 = DC
-
-    fare_text = text.cents_to_dollars_text(fare)
-    missing_fare_rows = np.flatnonzero(defects.missing_fare)
-    fare_text = fare_text.scatter(missing_fare_rows, release.missing_fare_text)
-
-    hour = clock.HOUR
     columns = {
         "OBJECTID": pl.Series(np.arange(first_objectid, first_objectid + n)).cast(pl.String),
         "TRIPTYPE": pl.Series(rng.choice(8, size=n, p=TRIPTYPE_WEIGHTS) + 1).cast(pl.String),
@@ -358,125 +405,88 @@ def generate_chunk(
             rng.choice(len(PROVIDERS), size=n, p=PROVIDER_WEIGHTS)
         ),
         "FAREAMOUNT": fare_text,
-        "GRATUITYAMOUNT": text.cents_to_dollars_text(gratuity),
-        "SURCHARGEAMOUNT": text.cents_to_dollars_text(surcharge),
-        "EXTRAFAREAMOUNT": text.cents_to_dollars_text(extra),
-        "TOLLAMOUNT": text.cents_to_dollars_text(toll),
-        "TOTALAMOUNT": text.cents_to_dollars_text(total),
-        "PAYMENTTYPE": pl.Series(payment).cast(pl.String),
-        "ORIGINCITY": pl.repeat("WASHINGTON", n, eager=True),
-        "ORIGINSTATE": pl.repeat("DC", n, eager=True),
-        "ORIGINZIP": o_zip,
-        "DESTINATIONCITY": airports["city"].gather(place),
-        "DESTINATIONSTATE": airports["state"].gather(place),
-        "DESTINATIONZIP": d_zip,
-        "MILEAGE": text.scaled_int_text(mileage, 2),
+        "GRATUITYAMOUNT": text.cents_to_dollars_text(money["gratuity"]),
+        "SURCHARGEAMOUNT": text.cents_to_dollars_text(money["surcharge"]),
+        "EXTRAFAREAMOUNT": text.cents_to_dollars_text(money["extra"]),
+        "TOLLAMOUNT": text.cents_to_dollars_text(money["toll"]),
+        "TOTALAMOUNT": text.cents_to_dollars_text(money["total"]),
+        "PAYMENTTYPE": pl.Series(money["payment"]).cast(pl.String),
+        "MILEAGE": text.scaled_int_text(money["mileage"], 2),
         "DURATION": pl.Series(trip.duration_s).cast(pl.String),  # seconds
-        "ORIGIN_BLOCK_LATITUDE": _null_where(o_block["lat_text"], no_pickup),
-        "ORIGIN_BLOCK_LONGITUDE": _null_where(o_block["lon_text"], no_pickup),
-        "ORIGIN_BLOCKNAME": _null_where(o_block["block_name"], no_pickup),
-        "DESTINATION_BLOCK_LATITUDE": _null_where(d_block["lat_text"], no_dropoff),
-        "DESTINATION_BLOCK_LONGITUDE": _null_where(d_block["lon_text"], no_dropoff),
-        "DESTINATION_BLOCKNAME": _null_where(d_block["block_name"], no_dropoff),
-        "AIRPORT": pl.Series(["N", "Y"]).gather(airport.astype(np.int64)),
-        # Published times are local and rounded to the nearest hour.
-        "ORIGINDATETIME_TR": clock.format_whole_hours(
-            (pickup_naive + hour // 2) // hour * hour, year, DATETIME_FORMAT
-        ),
-        "DESTINATIONDATETIME_TR": clock.format_whole_hours(
-            (dropoff_naive + hour // 2) // hour * hour, year, DATETIME_FORMAT
-        ),
+        "ORIGINDATETIME_TR": to_hour(pickup),
+        "DESTINATIONDATETIME_TR": to_hour(pickup + trip.duration_s),
+        **places,
     }
     frame = pl.DataFrame([columns[c].alias(c) for c in release.columns])
 
-    valid_fare = ~defects.missing_fare
-    fare_dollars = fare / 100.0
-    zip_ok = ~(o_junk | d_junk)
+    # Counted from the final values with the predicates a reader of the files would use.
+    fare, mileage = money["fare"], money["mileage"]
+    has_fare = ~defects.missing_fare
+    no_pickup, no_dropoff = masks["no_pickup"], masks["no_dropoff"]
     counts = {
         "rows": n,
         release.missing_fare_key: int(defects.missing_fare.sum()),
         "fare_out_of_range": int(
-            (valid_fare & ((fare_dollars < FARE_MIN) | (fare_dollars > FARE_MAX))).sum()
+            (has_fare & ((fare < FARE_MIN * 100) | (fare > FARE_MAX * 100))).sum()
         ),
         "missing_pickup_coords": int(no_pickup.sum()),
         "missing_dropoff_coords": int(no_dropoff.sum()),
         "missing_either_coords": int((no_pickup | no_dropoff).sum()),
         "mileage_outlier": int((mileage > MILEAGE_OUTLIER_MILES * 100).sum()),
-        "zero_mileage_positive_fare": int(((mileage == 0) & valid_fare & (fare > 0)).sum()),
-        "junk_zip": int((~zip_ok).sum()),
+        "zero_mileage_positive_fare": int(((mileage == 0) & has_fare & (fare > 0)).sum()),
+        "junk_zip": int((masks["origin_junk_zip"] | masks["dest_junk_zip"]).sum()),
         "airport": int(airport.sum()),
-        "totalamount_cents": int(total.sum()),
+        "totalamount_cents": int(money["total"].sum()),
     }
     return frame, counts
 
 
-@dataclass(frozen=True)
-class _ChunkTask:
-    month: int
-    chunk_no: int
-    rows: int
-    first_objectid: int
-
-
-def _render_chunk(release: Release, seed: int, task: _ChunkTask) -> tuple[bytes, dict]:
-    """One chunk as delimited text (header on the month's first chunk) and its counts.
+def _member_chunks(
+    release: Release, seed: int, month: int, rows: int, first_objectid: int, counts: Counter
+) -> Iterator[bytes]:
+    """The delimited text of one monthly member, chunk by chunk, generated as the zip member
+    consumes it; adds each chunk's defect counts to `counts`.
 
     Each chunk has its own generator seeded from (seed, year, month, chunk): chunks are
-    independent, so the result does not depend on how the work is scheduled.
+    independent of each other and of how the work is scheduled. (A worker thread generating
+    ahead was tried: on 2 cores it slowed zlib down more than it saved.)
     """
-    rng = np.random.default_rng([seed, release.year, task.month, task.chunk_no])
-    frame, counts = generate_chunk(
-        rng,
-        task.rows,
-        release,
-        task.month,
-        task.first_objectid,
-        first_chunk=(task.month == 1 and task.chunk_no == 0),
-    )
-    buf = io.BytesIO()
-    frame.write_csv(
-        buf,
-        separator=release.separator,
-        include_header=(task.chunk_no == 0),
-        line_terminator="\n",
-        quote_style="necessary",
-    )
-    return buf.getvalue(), counts
+    for chunk_no, start in enumerate(range(0, max(rows, 1), CHUNK_ROWS)):
+        rng = np.random.default_rng([seed, release.year, month, chunk_no])
+        frame, chunk_counts = generate_chunk(
+            rng,
+            min(CHUNK_ROWS, rows - start),
+            release,
+            month,
+            first_objectid + start,
+            first_chunk=(month == 1 and chunk_no == 0),
+        )
+        counts.update(chunk_counts)
+        buf = io.BytesIO()
+        frame.write_csv(
+            buf,
+            separator=release.separator,
+            include_header=(chunk_no == 0),
+            line_terminator="\n",
+            quote_style="necessary",
+        )
+        yield buf.getvalue()
 
 
 def write_release(root: Path, release: Release, seed: int, rows: int) -> dict[str, dict]:
     """Write one yearly zip of `rows` trips; returns the truth counts per member."""
     path = root / "dc_taxi" / release.zip_name
     path.parent.mkdir(parents=True, exist_ok=True)
-    per_month = split_rows(rows, MONTH_WEIGHTS)
-    tasks: list[_ChunkTask] = []
-    first_objectid = 1  # OBJECTID restarts with every release
-    for month, month_rows in enumerate(per_month.tolist(), start=1):
-        for chunk_no, start in enumerate(range(0, max(month_rows, 1), CHUNK_ROWS)):
-            tasks.append(
-                _ChunkTask(
-                    month, chunk_no, min(CHUNK_ROWS, month_rows - start), first_objectid + start
-                )
-            )
-        first_objectid += month_rows
-    # Generated lazily, one chunk at a time, as the zip member consumes them. (A worker thread
-    # that generates ahead was tried: on 2 cores it slowed zlib down more than it saved.)
-    results = (_render_chunk(release, seed, task) for task in tasks)
-
     truth_counts: dict[str, dict] = {}
+    first_objectid = 1  # OBJECTID restarts with every release
     with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
-        for month in range(1, 13):
-            month_tasks = [t for t in tasks if t.month == month]
-            counts: dict = {"first_objectid": month_tasks[0].first_objectid}
-
-            def member_bytes(k: int = len(month_tasks), counts: dict = counts) -> Iterator[bytes]:
-                for _ in range(k):
-                    data, chunk_counts = next(results)
-                    for key, value in chunk_counts.items():
-                        counts[key] = counts.get(key, 0) + value
-                    yield data
-
-            files.write_zip_member(zf, release.member_name(month), member_bytes())
-            truth_counts[release.member_name(month)] = counts
+        for month, month_rows in enumerate(split_rows(rows, MONTH_WEIGHTS).tolist(), start=1):
+            counts: Counter = Counter()
+            name = release.member_name(month)
+            files.write_zip_member(
+                zf, name, _member_chunks(release, seed, month, month_rows, first_objectid, counts)
+            )
+            truth_counts[name] = {"first_objectid": first_objectid, **counts}
+            first_objectid += month_rows
         files.write_zip_member(zf, "README_DC_Taxicab_trip.txt", [README_TEXT.encode()])
     return truth_counts

@@ -21,63 +21,15 @@ WAIT_CENTS_PER_HOUR = 2_500  # ...plus $25 an hour of waiting / crawling in traf
 MAX_FARE_CENTS = 17_999  # a real fare stays under the $180 cleaning cap
 HANDLING_S = 75.0  # loading and unloading time on top of driving
 
-# Average door-to-door driving speed (mph) for a short city trip by local hour.
-SPEED_WEEKDAY_MPH = np.array(
-    [
-        21.0,
-        22.0,
-        23.0,
-        23.0,
-        22.0,
-        20.0,
-        16.0,
-        11.5,
-        10.5,
-        12.0,
-        13.5,
-        13.5,
-        13.0,
-        13.5,
-        13.0,
-        12.5,
-        11.0,
-        10.0,
-        10.5,
-        12.5,
-        15.0,
-        17.0,
-        18.5,
-        20.0,
-    ]
-)
-SPEED_WEEKEND_MPH = np.array(
-    [
-        19.0,
-        20.0,
-        21.0,
-        22.0,
-        22.0,
-        22.0,
-        21.0,
-        19.5,
-        18.5,
-        17.5,
-        16.5,
-        15.5,
-        15.0,
-        15.0,
-        15.0,
-        15.0,
-        15.0,
-        15.5,
-        16.0,
-        16.5,
-        17.0,
-        17.5,
-        18.0,
-        18.5,
-    ]
-)
+# Average door-to-door driving speed (mph) for a short city trip by local hour, 0-23.
+# fmt: off
+SPEED_WEEKDAY_MPH = np.array([21.0, 22.0, 23.0, 23.0, 22.0, 20.0, 16.0, 11.5, 10.5, 12.0, 13.5,
+                              13.5, 13.0, 13.5, 13.0, 12.5, 11.0, 10.0, 10.5, 12.5, 15.0, 17.0,
+                              18.5, 20.0])
+SPEED_WEEKEND_MPH = np.array([19.0, 20.0, 21.0, 22.0, 22.0, 22.0, 21.0, 19.5, 18.5, 17.5, 16.5,
+                              15.5, 15.0, 15.0, 15.0, 15.0, 15.0, 15.5, 16.0, 16.5, 17.0, 17.5,
+                              18.0, 18.5])
+# fmt: on
 
 
 @dataclass(frozen=True)

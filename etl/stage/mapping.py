@@ -8,8 +8,10 @@ the load failing.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 
 import polars as pl
@@ -38,24 +40,147 @@ def stage_frame(
     raw: pl.DataFrame, columns: dict[str, Column], null_tokens: tuple[str, ...]
 ) -> pl.DataFrame:
     """The canonical frame: lineage (`_file` if present, `_line`), one column per mapped field,
-    and `_parse_errors`."""
+    and `_parse_errors`.
+
+    The work happens in steps that each materialise their columns (the cleaned text, then the
+    parsed values, then a boolean per failure), because one nested expression per field made
+    polars recompute shared parts, at several times the cost.
+    """
     require_columns(raw.columns, columns)
-    fields, errors = [], []
-    for field, column in columns.items():
-        if column.source not in raw.columns:  # an optional column this file lacks
-            fields.append(pl.lit(None, DTYPES[column.type]).alias(field))
-            continue
-        text = pl.col(column.source).str.strip_chars()
-        text = pl.when(text.is_in(list(null_tokens))).then(None).otherwise(text)
-        value, field_errors = _convert(text, column, field)
-        fields.append(value.alias(field))
-        errors.extend(field_errors)
-    if READ_ERRORS in raw.columns:
-        errors.append(pl.col(READ_ERRORS))
-    reasons = pl.concat_list(errors).list.drop_nulls() if errors else pl.lit([], pl.List(pl.Utf8))
-    # Lazy, so that the cast shared by a field and its error test is computed once.
+    present = {f: c for f, c in columns.items() if c.source in raw.columns}
     lineage = [c for c in (FILE, LINE) if c in raw.columns]
-    return raw.lazy().select(*lineage, *fields, reasons.alias(PARSE_ERRORS)).collect()
+    tokens = list(null_tokens)
+
+    texts = []
+    for field, column in present.items():
+        text = pl.col(column.source).str.strip_chars()
+        texts.append(pl.when(text.is_in(tokens)).then(None).otherwise(text).alias(_text(field)))
+    # Eager steps: a lazy plan would fold them back into one nested expression.
+    frame = raw.select(*lineage, *_passthrough(raw), *texts)
+    steps = [_Conversion.of(field, column) for field, column in present.items()]
+    frame = frame.with_columns(expr for step in steps for expr in step.parse)
+    frame = frame.with_columns(expr for step in steps for expr in step.derive)
+    frame = frame.with_columns(step.value.alias(step.field) for step in steps)
+    frame = frame.with_columns(
+        cond.alias(f"__fail_{i}") for i, (_, cond) in enumerate(_failures(steps))
+    )
+    absent = [pl.lit(None, DTYPES[c.type]).alias(f) for f, c in columns.items() if f not in present]
+    collected = frame.with_columns(absent)
+    reasons = _reason_lists(collected, [reason for reason, _ in _failures(steps)])
+    return collected.select(*lineage, *columns).with_columns(reasons.alias(PARSE_ERRORS))
+
+
+def _passthrough(raw: pl.DataFrame) -> list[str]:
+    return [READ_ERRORS] if READ_ERRORS in raw.columns else []
+
+
+def _text(field: str) -> str:
+    return f"__text_{field}"
+
+
+def _failures(steps: list[_Conversion]) -> list[tuple[str, pl.Expr]]:
+    return [failure for step in steps for failure in step.failures]
+
+
+def _reason_lists(frame: pl.DataFrame, reasons: list[str]) -> pl.Series:
+    """Each row's list of failure reasons, built only for the (few) rows that have any."""
+    flags = [f"__fail_{i}" for i in range(len(reasons))]
+    sources = [*flags, READ_ERRORS] if READ_ERRORS in frame.columns else flags
+    empty = pl.repeat(pl.lit([], pl.List(pl.Utf8)), frame.height, eager=True).alias(PARSE_ERRORS)
+    if not sources:
+        return empty
+    conditions = [pl.col(f) for f in flags]
+    if READ_ERRORS in frame.columns:
+        conditions.append(pl.col(READ_ERRORS).list.len() > 0)
+    failing = frame.select(pl.any_horizontal(conditions).fill_null(False)).to_series()
+    if not failing.any():
+        return empty
+    parts = [pl.when(pl.col(f)).then(pl.lit(r)) for f, r in zip(flags, reasons, strict=True)]
+    if READ_ERRORS in frame.columns:
+        parts.append(pl.col(READ_ERRORS))
+    indexed = frame.with_row_index("__row")
+    lists = indexed.filter(failing).select(
+        "__row", pl.concat_list(parts).list.drop_nulls().alias(PARSE_ERRORS)
+    )
+    joined = indexed.select("__row").join(lists, on="__row", how="left", maintain_order="left")
+    return joined[PARSE_ERRORS].fill_null(pl.lit([], pl.List(pl.Utf8)))
+
+
+@dataclass(frozen=True)
+class _Conversion:
+    """How one field is parsed: helper columns, the value, and its failure conditions.
+
+    Expressions refer to the field's cleaned text column and to helper columns by name, so that
+    every step is computed once.
+    """
+
+    field: str
+    parse: list[pl.Expr]  # helper columns computed from the text
+    value: pl.Expr  # the typed value, from the text and helpers
+    failures: list[tuple[str, pl.Expr]]  # (reason, condition on the value and helpers)
+    derive: list[pl.Expr] = dataclasses.field(default_factory=list)  # helpers computed from helpers
+
+    @classmethod
+    def of(cls, field: str, column: Column) -> _Conversion:
+        text = pl.col(_text(field))
+        parsed_badly = text.is_not_null() & pl.col(field).is_null()
+        unparseable = [(f"unparseable:{field}", parsed_badly)]
+        if column.type == "timestamp":
+            return _timestamp(field, column)
+        if column.type == "string":
+            return cls(field, [], text, [])
+        if column.type == "boolean":
+            value = (
+                pl.when(text.is_in(list(column.true_values)))
+                .then(True)
+                .when(text.is_in(list(FALSE_VALUES)))
+                .then(False)
+            )
+            return cls(field, [], value, unparseable)
+        number = text.str.replace_all(r"[$,\s]", "") if column.type == "money" else text
+        value = number.cast(DTYPES[column.type], strict=False)
+        if column.unit and UNIT_FACTORS[column.unit] != 1.0:
+            value = value * UNIT_FACTORS[column.unit]
+        return cls(field, [], value, unparseable)
+
+
+def _timestamp(field: str, column: Column) -> _Conversion:
+    text = pl.col(_text(field))
+    if column.timezone is None:
+        # The text carries its own offset (ISO 8601 with Z or +hh:mm).
+        value = text.str.to_datetime(column.format, time_unit="us", time_zone="UTC", strict=False)
+        failed = text.is_not_null() & pl.col(field).is_null()
+        return _Conversion(field, [], value, [(f"unparseable:{field}", failed)])
+
+    naive, local, shifted = (pl.col(f"__{part}_{field}") for part in ("naive", "local", "shifted"))
+    zone = column.timezone
+    ambiguous = "null" if column.ambiguous == "reject" else column.ambiguous
+    parse = [
+        text.str.strptime(pl.Datetime("us"), column.format, strict=False).alias(f"__naive_{field}")
+    ]
+    # A null `local` from a parsed `naive` is a wall-clock time the DST change skipped or
+    # repeated. shift_forward reads a skipped time with the offset in force before the change
+    # (02:30 on the March day becomes 03:30 daylight time), as the clocks that wrote it did.
+    helpers = [
+        naive.dt.replace_time_zone(zone, ambiguous=ambiguous, non_existent="null").alias(
+            f"__local_{field}"
+        ),
+        (naive + timedelta(hours=1))
+        .dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
+        .alias(f"__shifted_{field}"),
+    ]
+    dst_gap = naive.is_not_null() & local.is_null() & shifted.is_not_null()
+    chosen = local
+    if column.nonexistent == "shift_forward":
+        chosen = pl.when(dst_gap).then(shifted).otherwise(local)
+    value = chosen.dt.convert_time_zone("UTC")
+    lost = naive.is_not_null() & pl.col(field).is_null()
+    failures = [
+        (f"unparseable:{field}", text.is_not_null() & naive.is_null()),
+        (f"nonexistent_local_time:{field}", lost & dst_gap),
+        (f"ambiguous_local_time:{field}", lost & ~dst_gap),
+    ]
+    return _Conversion(field, parse, value, failures, derive=helpers)
 
 
 def require_columns(present: Sequence[str], columns: dict[str, Column]) -> None:
@@ -71,60 +196,3 @@ def require_columns(present: Sequence[str], columns: dict[str, Column]) -> None:
         hints.append(f"{name} (renamed to {close[0]}?)" if close else name)
     plural = "s" if len(missing) > 1 else ""
     raise SourceError(f"missing required column{plural}: {', '.join(hints)}")
-
-
-def _convert(text: pl.Expr, column: Column, field: str) -> tuple[pl.Expr, list[pl.Expr]]:
-    """The typed value of one field, and the expressions naming its failures."""
-    if column.type == "timestamp":
-        return _timestamp(text, column, field)
-    if column.type == "string":
-        return text, []
-    if column.type == "boolean":
-        value = (
-            pl.when(text.is_in(list(column.true_values)))
-            .then(True)
-            .when(text.is_in(list(FALSE_VALUES)))
-            .then(False)
-        )
-    else:
-        number = text.str.replace_all(r"[$,\s]", "") if column.type == "money" else text
-        value = number.cast(DTYPES[column.type], strict=False)
-        if column.unit and UNIT_FACTORS[column.unit] != 1.0:
-            value = value * UNIT_FACTORS[column.unit]
-    return value, [_failed(text, value, f"unparseable:{field}")]
-
-
-def _timestamp(text: pl.Expr, column: Column, field: str) -> tuple[pl.Expr, list[pl.Expr]]:
-    if column.timezone is None:
-        # The text carries its own offset (ISO 8601 with Z or +hh:mm).
-        value = text.str.to_datetime(column.format, time_unit="us", time_zone="UTC", strict=False)
-        return value, [_failed(text, value, f"unparseable:{field}")]
-
-    naive = text.str.strptime(pl.Datetime("us"), column.format, strict=False)
-    zone = column.timezone
-    ambiguous = "null" if column.ambiguous == "reject" else column.ambiguous
-    local = naive.dt.replace_time_zone(zone, ambiguous=ambiguous, non_existent="null")
-    # A null `local` from a parsed `naive` is a wall-clock time the DST change skipped or
-    # repeated. shift_forward reads a skipped time with the offset in force before the change
-    # (02:30 on the March day becomes 03:30 daylight time), as the clocks that wrote it did.
-    shifted = (naive + timedelta(hours=1)).dt.replace_time_zone(
-        zone, ambiguous="earliest", non_existent="null"
-    )
-    dst_gap = naive.is_not_null() & local.is_null() & shifted.is_not_null()
-    if column.nonexistent == "shift_forward":
-        local = pl.when(dst_gap).then(shifted).otherwise(local)
-    value = local.dt.convert_time_zone("UTC")
-    errors = [
-        pl.when(text.is_not_null() & naive.is_null()).then(pl.lit(f"unparseable:{field}")),
-        pl.when(naive.is_not_null() & value.is_null() & dst_gap).then(
-            pl.lit(f"nonexistent_local_time:{field}")
-        ),
-        pl.when(naive.is_not_null() & value.is_null() & ~dst_gap).then(
-            pl.lit(f"ambiguous_local_time:{field}")
-        ),
-    ]
-    return value, errors
-
-
-def _failed(text: pl.Expr, value: pl.Expr, reason: str) -> pl.Expr:
-    return pl.when(text.is_not_null() & value.is_null()).then(pl.lit(reason))
