@@ -29,7 +29,11 @@ def _engine() -> duckdb.DuckDBPyConnection:
 
 
 def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
-    """Every line's mapped values as text, with its line number and its read errors."""
+    """A file's lines, numbered; the JSON in them is read by `extract_fields`, batch-wide.
+
+    Splitting the work this way runs one DuckDB query for a batch of small daily files
+    instead of one a file.
+    """
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as err:
@@ -50,6 +54,15 @@ def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
     blank_lines = int(blank.sum())
     lines = lines.filter(~blank).with_columns(pl.col(LINE).cast(pl.Int64))
 
+    header = tuple(sorted({c.source for c in columns.values()}))
+    return RawBatch(lines, header, blank_lines, control_total=None, trailer_found=False)
+
+
+def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFrame:
+    """Each line's mapped values as text, its read errors and the line as raw JSON.
+
+    `lines` has a `line` column and any lineage columns, which are kept.
+    """
     paths = {c.source for c in columns.values()}
     numeric = {c.source for c in columns.values() if c.type in NUMERIC}
     known_fields = sorted({p.split(".")[0] for p in paths})
@@ -60,13 +73,12 @@ def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
         f"CASE WHEN json_type(js, '$.{p}') = 'VARCHAR' THEN 'wrong_type:{p}' END"
         for p in sorted(numeric)
     )
+    lineage = ", ".join(c for c in lines.columns if c != "line")
     query = f"""
-        WITH checked AS (SELECT {LINE}, line, json_valid(line) AS ok FROM lines),
-        parsed AS (
-            SELECT {LINE}, line, ok, CASE WHEN ok THEN line::JSON END AS js FROM checked
-        )
+        WITH checked AS (SELECT *, json_valid(line) AS ok FROM lines),
+        parsed AS (SELECT *, CASE WHEN ok THEN line::JSON END AS js FROM checked)
         SELECT
-            {LINE},
+            {lineage},
             {values},
             list_filter(
                 [CASE WHEN NOT ok THEN 'invalid_json' END,
@@ -81,13 +93,10 @@ def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
             ) AS {READ_ERRORS},
             CASE WHEN ok THEN line ELSE to_json(line)::VARCHAR END AS {RAW_JSON}
         FROM parsed
-        ORDER BY {LINE}
     """
     con = _engine()
     con.register("lines", lines)
     try:
-        frame = pl.from_arrow(con.sql(query, params={"known": known_fields}).to_arrow_table())
+        return pl.from_arrow(con.sql(query, params={"known": known_fields}).to_arrow_table())
     finally:
         con.unregister("lines")
-    header = tuple(sorted(paths))
-    return RawBatch(frame, header, blank_lines, control_total=None, trailer_found=False)

@@ -25,7 +25,7 @@ from etl.config.models import Column, Layout, Source
 from etl.integrate.geo import add_in_dc_columns
 from etl.sources.delimited import LINE, RawBatch, parse_delimited
 from etl.sources.files import FileRef, SourceError
-from etl.sources.jsonl import RAW_JSON, parse_jsonl
+from etl.sources.jsonl import RAW_JSON, extract_fields, parse_jsonl
 from etl.stage.mapping import FILE, PARSE_ERRORS, require_columns, stage_frame
 from etl.stage.repairs import AVAILABLE as REPAIRS_AVAILABLE
 from etl.stage.repairs import REPAIRS
@@ -125,6 +125,8 @@ def stage_files(
         [r.raw.frame.with_columns(pl.lit(r.ref.path).alias(FILE)) for r in reads],
         how="diagonal",
     )
+    if source.format == "jsonl":
+        raw = extract_fields(raw, columns)
     canonical = _canonical(raw, source, columns, boundary)
     staged, rejected = _check(canonical, source, check_rows)
     staged = staged.select(pl.lit(run_id).alias("_run_id"), pl.all().exclude(PARSE_ERRORS, REASONS))
