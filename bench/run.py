@@ -1,10 +1,24 @@
-"""The benchmark harness: the pipeline against its floor, on the same files, in one run.
+"""The benchmark harness: the pipeline against its floor and its peers, on the same files.
 
-    python bench/run.py [--scale 50] [--seed 7]
+    python bench/run.py [--scale 50] [--seed 7] [--groups load,peers,startup]
+    python bench/run.py --groups scaling,incremental      # 1, 5 and 20 M rows: slow
 
-It writes the sample data with `etl sample` (cached under bench/data/ by scale and seed),
-extracts the DFHV members for the floor, then times each case as a whole process and writes
-bench/results/<date>-scale<S>.md and .json with the machine's cores, memory and versions.
+Each case runs as a whole process (wall time, CPU time and peak RSS from wait4), one after the
+other on the same files, so ratios measured in one run compare like with like on a shared,
+noisy machine. Data comes from `etl sample`, cached under bench/data/ by scale and seed.
+Results go to bench/results/<date>-<groups>.md and .json with the machine's cores, memory and
+library versions.
+
+Groups:
+- load: the floor (DuckDB's bare read_csv of the extracted DFHV members into typed columns),
+  `etl run` on the DFHV files with and without row checks and suites, `etl run` on all four
+  sources (with matching), and a rerun with nothing new;
+- peers: the same checks by hand in pandas + Great Expectations' pandas datasource, and a dlt
+  load of the same members without checks (`pip install -e '.[bench]'`);
+- startup: `etl --help`, `etl sql 'select 1'`, `etl status`;
+- scaling: `etl run` on the DFHV files at 1, 5 and 20 M rows;
+- incremental: one new month into a warehouse of 20 M rows against the same month alone, and
+  one changed file replaced.
 """
 
 from __future__ import annotations
@@ -13,18 +27,22 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import zipfile
 from datetime import UTC, datetime
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import yaml
 from measure import Measurement, measure
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
+WORK = BENCH / "work"
 ETL = [sys.executable, "-m", "etl"]
+ROWS_PER_SCALE = 100_000  # DFHV rows `etl sample` writes at scale 1
 
 
 def sample_data(scale: float, seed: int) -> Path:
@@ -37,28 +55,180 @@ def sample_data(scale: float, seed: int) -> Path:
             "etl sample",
             [*ETL, "sample", "--out", str(root), "--seed", str(seed), "--scale", str(scale)],
         )
-        print(f"sample: {m.wall_s} s, {m.peak_rss_mb} MB peak", flush=True)
+        print(f"sample scale {scale:g}: {m.wall_s} s, {m.peak_rss_mb} MB peak", flush=True)
         done.write_text(json.dumps(m.as_dict()))
     return root
 
 
-def extract_members(root: Path, work: Path) -> tuple[Path, int]:
-    """The DFHV members as plain files, for the floor (DuckDB cannot read inside a zip)."""
-    members = work / "members"
+def extract_members(root: Path) -> Path:
+    """The DFHV members as plain files, for the floor and peers (they cannot read zips)."""
+    members = WORK / "members"
     shutil.rmtree(members, ignore_errors=True)
     members.mkdir(parents=True)
-    total = 0
     for archive in sorted((root / "dc_taxi").glob("*.zip")):
         with zipfile.ZipFile(archive) as z:
             for info in z.infolist():
                 if info.filename.startswith("taxi_"):
                     z.extract(info, members)
-                    total += info.file_size
-    return members, total
+    return members
 
 
-def count_rows(members: Path) -> int:
-    return sum(p.read_bytes().count(b"\n") - 1 for p in members.iterdir())
+def taxi_only_root(root: Path, name: str = "taxi_root") -> Path:
+    """A data root with only the DFHV zips and the boundary: the files the floor reads."""
+    taxi = WORK / name
+    shutil.rmtree(taxi, ignore_errors=True)
+    taxi.mkdir(parents=True)
+    for folder in ("dc_taxi", "dc_reference"):
+        (taxi / folder).symlink_to(root / folder)
+    return taxi
+
+
+def config_variant(name: str, change) -> Path:
+    """A copy of sources.yaml changed by `change(dict)`, written under bench/work/."""
+    config = yaml.safe_load((ROOT / "sources.yaml").read_text())
+    change(config)
+    path = WORK / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    # Row-check and suite paths are relative to the config's folder.
+    for folder in ("schemas",):
+        link = WORK / folder
+        if not link.exists():
+            link.symlink_to(ROOT / folder)
+    return path
+
+
+def without_checks(config: dict) -> None:
+    for source in config["sources"].values():
+        source.pop("row_checks", None)
+        source.pop("suite", None)
+
+
+def fresh(name: str) -> Path:
+    path = WORK / name
+    path.unlink(missing_ok=True)
+    Path(f"{path}.wal").unlink(missing_ok=True)
+    return path
+
+
+def etl_run(name: str, data_root: Path, warehouse: Path, config: Path | None = None) -> Measurement:
+    command = [*ETL, "run", "--data-root", str(data_root), "--warehouse", str(warehouse)]
+    if config:
+        command += ["--config", str(config)]
+    return measure(name, command)
+
+
+def group_load(root: Path, members: Path) -> list[Measurement]:
+    floor = [
+        sys.executable,
+        str(BENCH / "floor_duckdb.py"),
+        str(members),
+        str(fresh("floor.duckdb")),
+    ]
+    taxi = taxi_only_root(root)
+    plain = config_variant("sources_without_checks", without_checks)
+    full = fresh("full.duckdb")
+    return [
+        measure("floor: duckdb read_csv of the DFHV members", floor),
+        etl_run("etl run, DFHV only, no row checks or suites", taxi, fresh("plain.duckdb"), plain),
+        etl_run("etl run, DFHV only (load, checks, suites, publish)", taxi, fresh("taxi.duckdb")),
+        etl_run("etl run, all four sources (+ matching)", root, full),
+        etl_run("etl run, rerun with nothing new", root, full),
+    ]
+
+
+def group_peers(root: Path, members: Path) -> list[Measurement]:
+    boundary = root / "dc_reference" / "dc_boundary.geojson"
+    out = WORK / "pandas_out"
+    shutil.rmtree(out, ignore_errors=True)
+    return [
+        measure(
+            "peer: pandas + GX pandas datasource, same checks",
+            [
+                sys.executable,
+                str(BENCH / "peers" / "pandas_gx.py"),
+                str(members),
+                str(out),
+                "--boundary",
+                str(boundary),
+            ],
+        ),
+        measure(
+            "peer: dlt load into DuckDB, no checks",
+            [
+                sys.executable,
+                str(BENCH / "peers" / "dlt_load.py"),
+                str(members),
+                str(fresh("dlt.duckdb")),
+            ],
+        ),
+    ]
+
+
+def group_startup(root: Path, members: Path) -> list[Measurement]:
+    warehouse = WORK / "full.duckdb"
+    if not warehouse.exists():
+        etl_run("setup", root, warehouse)
+    return [
+        measure("etl --help", [*ETL, "--help"]),
+        measure("etl sql 'select 1'", [*ETL, "sql", "select 1", "--warehouse", str(warehouse)]),
+        measure("etl status", [*ETL, "status", "--warehouse", str(warehouse)]),
+    ]
+
+
+def group_scaling(seed: int) -> list[Measurement]:
+    results = []
+    for millions in (1, 5, 20):
+        root = sample_data(millions * 1_000_000 / ROWS_PER_SCALE, seed)
+        taxi = taxi_only_root(root, f"taxi_root_{millions}m")
+        name = f"etl run, DFHV {millions} M rows"
+        results.append(etl_run(name, taxi, fresh(f"scale{millions}.duckdb")))
+    return results
+
+
+def group_incremental(seed: int) -> list[Measurement]:
+    """One new month into 20 M rows, against that month loaded alone; one file replaced."""
+    root = sample_data(200, seed)
+    taxi = taxi_only_root(root, "taxi_root_20m")
+    last = "taxi_202312.csv"
+
+    def all_but_last(config: dict) -> None:
+        config["sources"]["dc_taxi"]["members"] = ["taxi_2016_*.txt", "taxi_20230*.csv",
+                                                   "taxi_20231[01].csv"]  # fmt: skip
+
+    def only_last(config: dict) -> None:
+        config["sources"]["dc_taxi"]["members"] = [last]
+
+    big = fresh("incremental.duckdb")
+    etl_run("setup: 23 months", taxi, big, config_variant("all_but_last", all_but_last))
+    results = [
+        etl_run("etl run, one new month into 19 M rows", taxi, big),
+        etl_run("etl run, the same month loaded alone", taxi, fresh("month.duckdb"),
+                config_variant("only_last", only_last)),
+    ]  # fmt: skip
+    replaced = WORK / "taxi_root_20m_changed"
+    shutil.rmtree(replaced, ignore_errors=True)
+    (replaced / "dc_taxi").mkdir(parents=True)
+    (replaced / "dc_reference").symlink_to(root / "dc_reference")
+    (replaced / "dc_taxi" / "taxi_2016.zip").symlink_to(root / "dc_taxi" / "taxi_2016.zip")
+    _rewrite_without_one_row(root / "dc_taxi" / "taxi_2023.zip", replaced / "dc_taxi", last)
+    results.append(etl_run("etl run, one changed file replaced", replaced, big))
+    return results
+
+
+def _rewrite_without_one_row(archive: Path, folder: Path, member: str) -> None:
+    """A copy of the zip whose `member` lost its last row (the others copied unchanged)."""
+    with (
+        zipfile.ZipFile(archive) as src,
+        zipfile.ZipFile(folder / archive.name, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as dst,
+    ):
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == member:
+                data = data[: data.rstrip(b"\n").rfind(b"\n") + 1]
+            dst.writestr(info, data, compresslevel=1)
+
+
+GROUPS = {"load", "peers", "startup", "scaling", "incremental"}
 
 
 def machine() -> dict:
@@ -67,71 +237,55 @@ def machine() -> dict:
         for line in Path("/proc/meminfo").read_text().splitlines()
         if line.startswith("MemTotal")
     )
-    packages = ["duckdb", "polars", "pandera", "great-expectations", "pyarrow"]
+    versions = {}
+    for package in (
+        "duckdb",
+        "polars",
+        "pandera",
+        "great-expectations",
+        "pyarrow",
+        "pandas",
+        "dlt",
+    ):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "not installed"
     return {
         "cores": os.cpu_count(),
         "memory_gb": round(memory_kb / 1024 / 1024, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "versions": {p: version(p) for p in packages},
+        "load_average": os.getloadavg(),
+        "versions": versions,
     }
 
 
-def taxi_only_root(root: Path, work: Path) -> Path:
-    """A data root with only the DFHV zips and the boundary: the same files the floor reads."""
-    taxi = work / "taxi_root"
-    shutil.rmtree(taxi, ignore_errors=True)
-    taxi.mkdir(parents=True)
-    for folder in ("dc_taxi", "dc_reference"):
-        (taxi / folder).symlink_to(root / folder)
-    return taxi
-
-
-def run_cases(root: Path, members: Path, work: Path) -> list[Measurement]:
-    """Each case as a whole process, on the same files, one after the other."""
-    floor_db = work / "floor.duckdb"
-    floor_db.unlink(missing_ok=True)
-    floor = [sys.executable, str(BENCH / "floor_duckdb.py"), str(members), str(floor_db)]
-    results = [measure("floor: duckdb read_csv of the DFHV members", floor)]
-
-    def etl_run(name: str, data_root: Path, warehouse: Path) -> Measurement:
-        command = [*ETL, "run", "--data-root", str(data_root), "--warehouse", str(warehouse)]
-        return measure(name, command)
-
-    taxi_wh, full_wh = work / "taxi.duckdb", work / "full.duckdb"
-    taxi_wh.unlink(missing_ok=True)
-    full_wh.unlink(missing_ok=True)
-    taxi = taxi_only_root(root, work)
-    results.append(etl_run("etl run, dc_taxi only (load, checks, suites, publish)", taxi, taxi_wh))
-    results.append(etl_run("etl run, all four sources (+ matching)", root, full_wh))
-    results.append(etl_run("etl run, rerun with nothing new", root, full_wh))
-    return results
-
-
-def write_results(scale: float, rows: int, results: list[Measurement]) -> Path:
-    floor = results[0]
+def write_results(label: str, rows: int, results: list[Measurement]) -> Path:
     out = BENCH / "results"
     out.mkdir(exist_ok=True)
-    stem = f"{datetime.now(UTC):%Y-%m-%d}-scale{scale:g}"
+    stem = f"{datetime.now(UTC):%Y-%m-%d}-{label}"
     info = machine()
+    floor = next((m for m in results if m.name.startswith("floor")), None)
     lines = [
-        f"# Benchmark, scale {scale:g} ({rows:,} DC taxi rows)",
+        f"# Benchmark: {label} ({rows:,} DC taxi rows where one scale applies)",
         "",
-        f"{info['cores']} cores, {info['memory_gb']} GB, Python {info['python']}; "
+        f"{info['cores']} cores, {info['memory_gb']} GB, Python {info['python']}, load average "
+        f"at the end {', '.join(f'{x:.1f}' for x in info['load_average'])}; "
         + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
         "",
         "| case | wall s | CPU s | peak MB | x floor (wall) | exit |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for m in results:
-        ratio = m.wall_s / floor.wall_s if floor.wall_s else float("nan")
+        ratio = f"{m.wall_s / floor.wall_s:.2f}" if floor and floor.wall_s else ""
         lines.append(
-            f"| {m.name} | {m.wall_s} | {m.cpu_s} | {m.peak_rss_mb:,.0f} | {ratio:.2f} |"
-            f" {m.exit_code} |"
+            f"| {m.name} | {m.wall_s} | {m.cpu_s} | {m.peak_rss_mb:,.0f} | {ratio} "
+            f"| {m.exit_code} |"
         )
     (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     payload = {
-        "scale": scale,
+        "label": label,
         "rows": rows,
         "machine": info,
         "results": [m.as_dict() for m in results],
@@ -144,15 +298,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=50.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--groups", default="load,peers,startup")
     args = parser.parse_args()
-    root = sample_data(args.scale, args.seed)
-    work = BENCH / "work"
-    work.mkdir(exist_ok=True)
-    members, _ = extract_members(root, work)
-    rows = count_rows(members)
-    results = run_cases(root, members, work)
-    shutil.rmtree(members)
-    report = write_results(args.scale, rows, results)
+    groups = [g for g in re.split(r"[,\s]+", args.groups) if g]
+    unknown = set(groups) - GROUPS
+    if unknown:
+        parser.error(f"unknown group(s) {sorted(unknown)}; choose from {sorted(GROUPS)}")
+    WORK.mkdir(exist_ok=True)
+    results: list[Measurement] = []
+    rows = int(args.scale * ROWS_PER_SCALE)
+    if {"load", "peers", "startup"} & set(groups):
+        root = sample_data(args.scale, args.seed)
+        members = extract_members(root)
+        for name in ("load", "peers", "startup"):
+            if name in groups:
+                results += globals()[f"group_{name}"](root, members)
+        shutil.rmtree(members)
+    if "scaling" in groups:
+        results += group_scaling(args.seed)
+    if "incremental" in groups:
+        results += group_incremental(args.seed)
+    report = write_results(f"scale{args.scale:g}-{'-'.join(groups)}", rows, results)
     print(report.read_text())
 
 

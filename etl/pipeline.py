@@ -34,7 +34,6 @@ from etl.config.models import Config, Source
 from etl.publish import models, warehouse
 from etl.publish.build import ReconciliationError, build_curated
 from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
-from etl.quality.rows import check_rows
 from etl.quality.rowspec import RowSpecError, load_row_spec
 from etl.sources.boundary import read_boundary, stored_boundary
 from etl.sources.fetch import read_bytes
@@ -145,6 +144,8 @@ def _row_checkers(config: Config, config_dir: Path) -> dict[str, RowChecker]:
             raise ConfigError(f"sources.{name}.row_checks: {exc}") from None
 
         def checker(frame, spec=spec):
+            from etl.quality.rows import check_rows  # pandera: imported only when rows come
+
             result = check_rows(frame, spec)
             return result.staged, result.rejected
 

@@ -18,41 +18,13 @@ import numpy as np
 import polars as pl
 import pytest
 import shapely
+from dfhv import HEADER_2015 as COLUMNS_2015_2019  # the published header (dfhv-facts.md)
 
 from etl.sample import write_sample
 
 SCALE = 0.05
 SEED = 3
 
-COLUMNS_2015_2019 = [  # header order of the 2015-2019 release (dfhv-facts.md)
-    "OBJECTID",
-    "TRIPTYPE",
-    "PROVIDERNAME",
-    "FAREAMOUNT",
-    "GRATUITYAMOUNT",
-    "SURCHARGEAMOUNT",
-    "EXTRAFAREAMOUNT",
-    "TOLLAMOUNT",
-    "TOTALAMOUNT",
-    "PAYMENTTYPE",
-    "ORIGINCITY",
-    "ORIGINSTATE",
-    "ORIGINZIP",
-    "DESTINATIONCITY",
-    "DESTINATIONSTATE",
-    "DESTINATIONZIP",
-    "MILEAGE",
-    "DURATION",
-    "ORIGIN_BLOCK_LATITUDE",
-    "ORIGIN_BLOCK_LONGITUDE",
-    "ORIGIN_BLOCKNAME",
-    "DESTINATION_BLOCK_LATITUDE",
-    "DESTINATION_BLOCK_LONGITUDE",
-    "DESTINATION_BLOCKNAME",
-    "AIRPORT",
-    "ORIGINDATETIME_TR",
-    "DESTINATIONDATETIME_TR",
-]
 COURIER_HEADER = "TripRef,Vehicle,Start Time,End Time,From Lat,From Lng,To Lat,To Lng,Miles,Cost"
 HOUR_ROUNDED = re.compile(r"^\d{2}/\d{2}/\d{4} \d{2}:00$")
 BLOCK_NAME = re.compile(r"^\d+ - \d+ BLOCK OF [A-Z0-9 ]+ (NW|NE|SW|SE)$")

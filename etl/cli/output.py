@@ -7,13 +7,14 @@ import json
 import sys
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from etl.pipeline import RunResult
+if TYPE_CHECKING:  # the pipeline imports pandera: not for `etl status` or `etl sql`
+    from etl.pipeline import RunResult
 
 console = Console()
 err_console = Console(stderr=True)

@@ -54,6 +54,8 @@ from typing import Any, Literal
 import polars as pl
 import yaml
 
+from etl.stage.mapping import DTYPES
+
 Kind = Literal["reject", "flag"]
 KINDS: tuple[str, ...] = ("reject", "flag")
 TESTS: tuple[str, ...] = ("between", "isin", "not_null", "expr")
@@ -67,14 +69,8 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # rather than an exact dtype, so that a staging change from Int64 to Int16 is not a spec change.
 FAMILIES: tuple[str, ...] = ("string", "integer", "float", "money", "boolean", "timestamp")
 NUMERIC = frozenset({"integer", "float", "money"})
-SAMPLE_DTYPES: dict[str, pl.DataType] = {
-    "string": pl.Utf8(),
-    "integer": pl.Int64(),
-    "float": pl.Float64(),
-    "money": pl.Float64(),
-    "boolean": pl.Boolean(),
-    "timestamp": pl.Datetime("us", "UTC"),
-}
+# The dtypes staging gives each family: a spec's expressions are tried on them at load time.
+SAMPLE_DTYPES: dict[str, pl.DataType] = DTYPES
 
 
 class RowSpecError(ValueError):
