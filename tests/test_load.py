@@ -162,3 +162,21 @@ def test_manifest_records_size_checksum_and_counts(wh):
         1,
         "loaded",
     )
+
+
+def test_models_fingerprint_is_stable_across_processes():
+    import subprocess
+    import sys
+
+    code = "from etl.publish import models; print(models.fingerprint(models.discover()))"
+    prints = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={"PYTHONHASHSEED": str(seed), "PATH": ""},
+        ).stdout
+        for seed in (1, 2, 3)
+    }
+    assert len(prints) == 1

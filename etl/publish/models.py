@@ -78,7 +78,8 @@ def build(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
 def fingerprint(models: list[Model]) -> str:
     """A checksum of every model's SQL: tells a run whether the curated layer needs a rebuild."""
     digest = hashlib.sha256()
-    for model in models:
+    # By name: the build order of independent models varies from process to process.
+    for model in sorted(models, key=lambda m: m.name):
         digest.update(f"{model.name}\0{model.sql}\0".encode())
     return digest.hexdigest()
 
