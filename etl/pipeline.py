@@ -389,8 +389,8 @@ class _Run:
         """Whether the SQL models differ from those of the last published run."""
         last = self.con.execute(
             "SELECT models_sha FROM quality.runs WHERE published ORDER BY started_at DESC LIMIT 1"
-        ).fetchone()
-        return last is None or last[0] != self.models_sha
+        ).fetchall()
+        return not last or last[0][0] != self.models_sha
 
     # -- record -------------------------------------------------------------------------------
 

@@ -127,3 +127,94 @@ def status(
     except QueryError as exc:
         raise fail(str(exc)) from None
     print_status(runs, as_json=as_json)
+
+
+@app.command()
+def report(
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
+        "warehouse/report.html"
+    ),
+    as_json: JsonOption = False,
+) -> None:
+    """The data-quality report: one self-contained HTML file for analysts."""
+    from etl.cli.output import to_json
+    from etl.report.data import collect
+    from etl.report.html import write_report
+    from etl.report.query import QueryError
+
+    try:
+        data = collect(warehouse)
+    except QueryError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(data, default=to_json, indent=2))
+        return
+    try:
+        write_report(data, out)
+    except OSError as exc:
+        raise fail(f"{out}: cannot write the report: {exc.strerror or exc}") from None
+    typer.echo(f"wrote the data-quality report to {out}")
+
+
+@app.command()
+def train(
+    warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the training table, models and metrics.")
+    ] = Path("warehouse/models_out"),
+    as_json: JsonOption = False,
+) -> None:
+    """Export the clean training table and train the baseline ETA and fare models."""
+    from etl.cli.output import reporter_for
+    from etl.model import ModelError
+    from etl.model.train import describe
+    from etl.model.train import train as train_models
+
+    try:
+        summary = train_models(warehouse, out, log=reporter_for(quiet=as_json).log)
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(json.dumps(summary, indent=2) if as_json else describe(summary))
+
+
+@app.command()
+def predict(
+    origin: Annotated[str, typer.Option("--from", help="Pickup point: LAT,LON.")],
+    destination: Annotated[str, typer.Option("--to", help="Drop-off point: LAT,LON.")],
+    at: Annotated[
+        str | None,
+        typer.Option("--at", help="Pickup time, ISO 8601; DC local time without an offset."),
+    ] = None,
+    models: Annotated[
+        Path, typer.Option("--models", help="The folder `etl train` wrote the models to.")
+    ] = Path("warehouse/models_out"),
+    source: Annotated[
+        str | None, typer.Option("--source", help="Ask as this silo (default: dispatch).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Estimate the duration and fare of one trip."""
+    from etl.model import ModelError
+    from etl.model.predict import parse_point, parse_time
+    from etl.model.predict import predict as estimate
+
+    try:
+        result = estimate(
+            models,
+            parse_point(origin, "--from"),
+            parse_point(destination, "--to"),
+            parse_time(at),
+            source,
+        )
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+    else:
+        typer.echo(
+            f"{result['duration_min']:.1f} min, ${result['fare_usd']:.2f} "
+            f"({result['straight_miles']:.2f} mi straight line, {result['at']}, "
+            f"as {result['source']}; naive baseline {result['baseline']['duration_min']:.1f} min, "
+            f"${result['baseline']['fare_usd']:.2f})"
+        )

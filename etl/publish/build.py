@@ -87,7 +87,7 @@ def _write_calendar(con: duckdb.DuckDBPyConnection) -> None:
     """Whole years around the trips' dates, so that a day without trips is still a day."""
     first, last = con.execute(
         "SELECT min(pickup_at)::DATE, max(pickup_at)::DATE FROM intermediate.all_trips"
-    ).fetchone()
+    ).fetchall()[0]
     today = date.today()
     start = date((first or today).year, 1, 1)
     end = date((last or today).year, 12, 31)
@@ -142,7 +142,7 @@ def _match_pair(con: duckdb.DuckDBPyConnection, match: Match, run_id: str) -> in
         """,
         {"run_id": run_id, "left": match.left, "right": match.right},
     )
-    count = con.execute(f"SELECT count(*) FROM {pairs}").fetchone()[0]
+    count = con.execute(f"SELECT count(*) FROM {pairs}").fetchall()[0][0]
     con.execute(f"DROP TABLE {pairs}")
     con.execute("DROP VIEW _match_left")
     con.execute("DROP VIEW _match_right")

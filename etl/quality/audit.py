@@ -95,7 +95,7 @@ def _row_count_params(
     con: duckdb.DuckDBPyConnection, source: str, run_id: str, files: int
 ) -> dict[str, float]:
     sql = (AUDIT_SQL / "row_count_history.sql").read_text()
-    rows_per_file, history = con.execute(sql, {"source": source, "run_id": run_id}).fetchone()
+    rows_per_file, history = con.execute(sql, {"source": source, "run_id": run_id}).fetchall()[0]
     if not history or rows_per_file is None:
         return {}
     expected = float(rows_per_file) * files

@@ -35,7 +35,7 @@ def stored_boundary(con: duckdb.DuckDBPyConnection, table: str) -> shapely.Geome
         "SELECT count(*) FROM information_schema.tables "
         "WHERE table_schema || '.' || table_name = ?",
         [table],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return None
     rows = con.execute(f"SELECT wkt FROM {table}").fetchall()

@@ -1,0 +1,278 @@
+"""`etl train` and `etl predict`: the training table, the time split, the models against the
+naive baseline, the saved files and one estimate, on a small sample warehouse."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from conftest import Warehouse
+from typer.testing import CliRunner
+
+from etl.cli.main import app
+from etl.model.features import (
+    CATEGORICAL,
+    FEATURES,
+    TripRequest,
+    request_features,
+    training_table,
+)
+from etl.model.train import import_lightgbm, time_split
+from etl.sample import write_sample
+
+SCALE, SEED = 0.2, 5
+WHITE_HOUSE = "38.8977,-77.0365"
+UNION_STATION = "38.8973,-77.0063"
+FIT = """
+    pickup_lat IS NOT NULL AND pickup_lon IS NOT NULL
+    AND dropoff_lat IS NOT NULL AND dropoff_lon IS NOT NULL
+    AND duration_s > 0 AND distance_miles > 0
+    AND NOT list_has_any(coalesce(flags, []), ['speed_implausible', 'not_a_trip'])
+"""
+
+if importlib.util.find_spec("lightgbm") is None:  # found, not imported: collection stays fast
+    pytest.skip("the model extra is not installed", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory) -> Warehouse:
+    wh = Warehouse(tmp_path_factory.mktemp("model_wh"))
+    write_sample(wh.data, seed=SEED, scale=SCALE)
+    result = wh.run()
+    assert result.exit_code == 0, result.message
+    return wh
+
+
+@pytest.fixture(scope="module")
+def trained(loaded, tmp_path_factory) -> tuple[Warehouse, Path, dict]:
+    """`etl train --json` once, through the command line."""
+    out = tmp_path_factory.mktemp("models")
+    result = CliRunner().invoke(
+        app, ["train", "--warehouse", str(loaded.path), "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    return loaded, out, json.loads(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def table(trained) -> pl.DataFrame:
+    _, out, _ = trained
+    return pl.read_parquet(out / "training_table.parquet")
+
+
+def test_training_table_holds_exactly_the_fit_trips(trained) -> None:
+    wh, out, summary = trained
+    training = f"read_parquet('{out / 'training_table.parquet'}')"
+    in_table = f"trip_id IN (SELECT trip_id FROM {training})"
+    with duckdb.connect(str(wh.path), read_only=True) as con:
+        [(unfit, fit, kept, excluded, missing_fare)] = con.execute(
+            f"""SELECT count(*) FILTER ({in_table} AND NOT ({FIT})),
+                       count(*) FILTER ({FIT}),
+                       count(*) FILTER ({in_table}),
+                       count(*) FILTER (NOT ({FIT})),
+                       count(*) FILTER ({in_table} AND list_contains(flags, 'fare_missing'))
+                FROM curated.trips"""
+        ).fetchall()
+        [(without_fare,)] = con.execute(
+            f"SELECT count(*) FROM {training} WHERE NOT fare_fit"
+        ).fetchall()
+    assert unfit == 0
+    assert kept == fit == summary["rows"]["training_table"]
+    assert excluded > 0, "the sample has trips without both points geocoded"
+    assert missing_fare > 0, "a trip without a fare still teaches duration"
+    assert without_fare == missing_fare
+
+
+def test_unfit_flags_are_dropped_and_swapped_coordinates_kept(loaded, tmp_path) -> None:
+    """Plant one trip per reason in a copy of the warehouse (the sample publishes none with
+    these flags) and see which ones the training table keeps."""
+    copy = tmp_path / "planted.duckdb"
+    shutil.copy(loaded.path, copy)
+    plants = {
+        "speed": "flags = ['speed_implausible']",
+        "not_a_trip": "flags = ['not_a_trip']",
+        "no_dropoff": "dropoff_lat = NULL, dropoff_lon = NULL",
+        "zero_duration": "duration_s = 0",
+        "zero_distance": "distance_miles = 0",
+        "fare_missing": "fare_usd = NULL, flags = ['fare_missing']",
+        "swapped": "flags = ['swapped_coordinates:pickup']",
+    }
+    with duckdb.connect(str(copy)) as con:
+        template = con.execute(
+            f"SELECT trip_id FROM curated.trips WHERE source = 'dispatch' AND {FIT} LIMIT 1"
+        ).fetchone()[0]
+        for name, change in plants.items():
+            con.execute(
+                "INSERT INTO curated.trips SELECT * REPLACE ('plant:' || ? AS trip_id) "
+                "FROM curated.trips WHERE trip_id = ?",
+                [name, template],
+            )
+            con.execute(f"UPDATE curated.trips SET {change} WHERE trip_id = 'plant:{name}'")
+    frame = training_table(copy).filter(pl.col("trip_id").str.starts_with("plant:"))
+    kept = {row["trip_id"]: row for row in frame.iter_rows(named=True)}
+    assert set(kept) == {"plant:fare_missing", "plant:swapped"}
+    assert kept["plant:fare_missing"]["fare_usd"] is None
+    assert kept["plant:fare_missing"]["fare_fit"] is False
+    assert kept["plant:swapped"]["fare_fit"] is True
+
+
+def test_features_have_no_nulls_and_sensible_ranges(table) -> None:
+    assert table.select(pl.col(FEATURES).null_count()).sum_horizontal().item() == 0
+    assert table.select(pl.col("duration_s").null_count()).item() == 0
+    assert (table["fare_usd"].is_null() == ~table["fare_fit"]).all()
+    assert table["hour_of_day"].is_between(0, 23).all()
+    assert table["day_of_week"].is_between(1, 7).all()
+    assert table["bearing_deg"].is_between(0, 360, closed="left").all()
+    assert table["straight_miles"].is_between(0, 60).all()
+    assert set(table["source"]) == {"dc_taxi", "dispatch", "courier"}
+    weekend = table.filter(pl.col("is_weekend"))
+    assert weekend["day_of_week"].is_in([6, 7]).all()
+
+
+def test_time_split_has_no_overlap(table, trained) -> None:
+    _, _, summary = trained
+    train, test = time_split(table)
+    assert train["pickup_at"].max() < test["pickup_at"].min()
+    assert train.height + test.height == table.height
+    assert not set(train["trip_id"]) & set(test["trip_id"])
+    assert 0.15 < test.height / table.height < 0.25
+    assert summary["rows"]["train"] == train.height
+    assert summary["split"]["train"]["last_pickup"] < summary["split"]["test"]["first_pickup"]
+
+
+def test_models_beat_the_naive_baseline_on_the_test_split(trained) -> None:
+    _, _, summary = trained
+    duration = summary["metrics"]["duration_s"]
+    assert duration["model"]["mae"] < 0.85 * duration["baseline"]["mae"]
+    assert duration["model"]["mape"] < duration["baseline"]["mape"]
+    fare = summary["metrics"]["fare_usd"]
+    assert fare["model"]["mape"] < fare["baseline"]["mape"]
+
+
+def test_models_metrics_and_card_are_written(trained) -> None:
+    _, out, summary = trained
+    lightgbm = import_lightgbm()
+    for name in ("duration_model.txt", "fare_model.txt"):
+        booster = lightgbm.Booster(model_file=str(out / name))  # LightGBM's text format
+        assert booster.feature_name() == list(FEATURES)
+    assert json.loads((out / "metrics.json").read_text())["metrics"] == summary["metrics"]
+    meta = json.loads((out / "model.json").read_text())
+    assert set(meta["levels"]) == set(CATEGORICAL)
+    card = (out / "model_card.md").read_text()
+    assert "straight_miles" in card and "rounded to the hour" in card
+    assert f"{summary['rows']['training_table']:,}" in card
+    assert not list(out.glob(".train-*")), "no scratch folder left behind"
+
+
+def test_training_is_deterministic(trained, tmp_path) -> None:
+    wh, out, _ = trained
+    again = CliRunner().invoke(
+        app, ["train", "--warehouse", str(wh.path), "--out", str(tmp_path), "--json"]
+    )
+    assert again.exit_code == 0, again.output
+    for name in ("duration_model.txt", "fare_model.txt", "model.json", "model_card.md"):
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+
+
+def test_a_request_gets_the_features_its_trip_had_in_training(table) -> None:
+    """One feature definition for both: a trip asked as a request gets its training row."""
+    trips = table.filter(pl.col("source") == "dispatch").head(5)
+    for row in trips.iter_rows(named=True):
+        request = TripRequest(
+            row["pickup_lat"],
+            row["pickup_lon"],
+            row["dropoff_lat"],
+            row["dropoff_lon"],
+            row["pickup_at"],
+            row["source"],
+            row["time_precision"],
+        )
+        asked = request_features(request).row(0, named=True)
+        assert {k: asked[k] for k in FEATURES} == {k: row[k] for k in FEATURES}
+
+
+def test_predict_white_house_to_union_station(trained) -> None:
+    _, out, _ = trained
+    result = CliRunner().invoke(
+        app,
+        [
+            "predict",
+            "--from", WHITE_HOUSE,
+            "--to", UNION_STATION,
+            "--at", "2023-10-10T08:30",
+            "--models", str(out),
+            "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    estimate = json.loads(result.stdout)
+    assert 1.4 < estimate["straight_miles"] < 1.8
+    assert 5 <= estimate["duration_min"] <= 30
+    assert 8 <= estimate["fare_usd"] <= 20
+    assert estimate["at"] == "2023-10-10T08:30:00-04:00"  # DC local time, daylight saving
+    assert estimate["features"]["hour_of_day"] == 8
+    night = CliRunner().invoke(
+        app,
+        ["predict", "--from", WHITE_HOUSE, "--to", UNION_STATION, "--at", "2023-10-15T03:00Z",
+         "--models", str(out), "--json"],
+    )  # fmt: skip
+    assert json.loads(night.stdout)["duration_min"] < estimate["duration_min"]  # 23:00 Saturday
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "38.9,abc"], "expected LAT,LON"),
+        (["--from", "38.9"], "expected LAT,LON"),
+        (["--from", "-77.03,38.9"], "swapped"),
+        (["--from", "40.71,-74.0"], "outside the Washington region"),
+        (["--at", "next tuesday"], "ISO date"),
+        (["--source", "uber"], "the models know"),
+    ],
+)
+def test_predict_fails_cleanly_on_bad_input(trained, args, message) -> None:
+    _, out, _ = trained
+    defaults = {"--from": WHITE_HOUSE, "--to": UNION_STATION, "--models": str(out)}
+    given = dict(zip(args[::2], args[1::2], strict=True))
+    argv = [part for option, value in {**defaults, **given}.items() for part in (option, value)]
+    result = CliRunner().invoke(app, ["predict", *argv])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_predict_without_models_and_train_without_warehouse_exit_2(tmp_path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["predict", "--from", WHITE_HOUSE, "--to", UNION_STATION, "--models", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "no models yet" in result.stderr
+    result = runner.invoke(app, ["train", "--warehouse", str(tmp_path / "none.duckdb")])
+    assert result.exit_code == 2 and "no warehouse yet" in result.stderr
+    assert not (tmp_path / "none.duckdb").exists()
+
+
+def test_train_without_lightgbm_says_how_to_install(trained, monkeypatch, tmp_path) -> None:
+    wh, _, _ = trained
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # import lightgbm -> ImportError
+    result = CliRunner().invoke(
+        app, ["train", "--warehouse", str(wh.path), "--out", str(tmp_path / "m")]
+    )
+    assert result.exit_code == 2
+    assert result.stderr.strip() == "error: lightgbm is not installed: pip install -e '.[model]'"
+    assert not (tmp_path / "m").exists()
+
+
+def test_pickup_time_is_dc_local_unless_an_offset_is_given() -> None:
+    from etl.model.predict import parse_time
+
+    assert parse_time("2024-01-15T08:00").utcoffset().total_seconds() == -5 * 3600
+    assert parse_time("2024-07-15T08:00").utcoffset().total_seconds() == -4 * 3600
+    assert parse_time("2024-07-15T12:00Z") == datetime.fromisoformat("2024-07-15T08:00-04:00")
