@@ -35,7 +35,7 @@ def parse_delimited(
     trailer: str | None = None,
 ) -> RawBatch:
     """Parse a whole delimited file. Raises SourceError with a one-line reason."""
-    if not data.strip():
+    if not data or data.isspace():  # isspace stops at the first other byte: no copy
         raise SourceError("empty file")
     if encoding != "utf-8":
         data = data.decode(encoding).encode("utf-8")

@@ -39,7 +39,7 @@ def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise SourceError(f"not valid UTF-8: byte 0x{data[err.start]:02x} on line {line}") from None
-    if not data.strip():
+    if not data or data.isspace():
         # A day without jobs is an empty export: zero rows, not a broken file.
         data = b"\n"
     lines = pl.read_csv(

@@ -33,7 +33,6 @@ from etl.stage.repairs import REPAIRS
 REASONS = "_reasons"
 FLAGS = "_flags"
 NOT_A_TRIP = "not_a_trip"
-DUPLICATE_KEY = "duplicate_key"
 
 # Row checks: the canonical frame in, (staged with `_flags`, rejected with `_reasons`) out.
 RowChecker = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
@@ -175,22 +174,14 @@ def _canonical(
     columns: dict[str, Column],
     boundary: shapely.Geometry | None,
 ) -> pl.DataFrame:
-    """Typed canonical fields, with derived fields, repairs and repeated keys marked."""
-    frame = stage_frame(raw, columns, source.null_tokens)
+    """Typed canonical fields, with derived fields, repairs and in-DC tests."""
+    frame = stage_frame(raw, columns, source.null_tokens, source.key)
     if "duration_s" not in frame.columns and {"pickup_at", "dropoff_at"} <= set(frame.columns):
         # Sources with second-precision times carry no duration column: it is the difference.
         seconds = (pl.col("dropoff_at") - pl.col("pickup_at")).dt.total_seconds(fractional=True)
         frame = frame.with_columns(seconds.alias("duration_s"))
-    frame = frame.with_columns(pl.lit([], pl.List(pl.Utf8)).alias(REPAIRS))
     for repair in source.repairs:
         frame = REPAIRS_AVAILABLE[repair](frame)
-    keys = [k for k in source.key if k in frame.columns]
-    if keys:
-        # Within a file, the first row of a key stays; a later one repeats it.
-        repeated = pl.when(~pl.struct(FILE, *keys).is_first_distinct()).then(pl.lit(DUPLICATE_KEY))
-        frame = frame.with_columns(
-            pl.concat_list(pl.col(PARSE_ERRORS), repeated).list.drop_nulls().alias(PARSE_ERRORS)
-        )
     if {"pickup_lat", "dropoff_lat"} <= set(frame.columns):
         if boundary is None:
             frame = frame.with_columns(
@@ -215,9 +206,11 @@ def _check(
         rejected = pl.concat([rejected, other_rejected], how="diagonal_relaxed").sort(FILE, LINE)
     else:
         staged, rejected = check_rows(frame)
-    # A repaired row is staged with the repair among its flags.
-    staged = staged.with_columns(pl.concat_list(FLAGS, REPAIRS).alias(FLAGS)).drop(REPAIRS)
-    return staged, rejected.drop(REPAIRS)
+    if REPAIRS in frame.columns:
+        # A repaired row is staged with the repair among its flags.
+        staged = staged.with_columns(pl.concat_list(FLAGS, REPAIRS).alias(FLAGS)).drop(REPAIRS)
+        rejected = rejected.drop(REPAIRS)
+    return staged, rejected
 
 
 def _quarantine_rows(
@@ -229,7 +222,9 @@ def _quarantine_rows(
 ) -> pl.DataFrame:
     """Rejected rows with their raw values as the file had them, as one JSON object each."""
     reasons = rejected.select(FILE, LINE, REASONS)
-    raw_rows = raw.join(reasons, on=[FILE, LINE], how="semi")
+    # Narrow by line number first (integers, cheap), then match the file too.
+    candidates = raw.filter(pl.col(LINE).is_in(reasons[LINE].unique().implode()))
+    raw_rows = candidates.join(reasons, on=[FILE, LINE], how="semi")
     if RAW_JSON in raw.columns:
         as_json = pl.col(RAW_JSON)
     else:

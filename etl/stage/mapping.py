@@ -25,6 +25,7 @@ FILE = "_file"  # lineage: the file a row came from (`ZIP!MEMBER` for a zip memb
 PARSE_ERRORS = "_parse_errors"
 READ_ERRORS = "_read_errors"  # what a reader found wrong with a row before mapping
 FALSE_VALUES = ("N", "n", "false", "False", "0")
+DUPLICATE_KEY = "duplicate_key"
 
 DTYPES: dict[str, pl.DataType] = {
     "string": pl.Utf8(),
@@ -37,10 +38,14 @@ DTYPES: dict[str, pl.DataType] = {
 
 
 def stage_frame(
-    raw: pl.DataFrame, columns: dict[str, Column], null_tokens: tuple[str, ...]
+    raw: pl.DataFrame,
+    columns: dict[str, Column],
+    null_tokens: tuple[str, ...],
+    key: tuple[str, ...] = (),
 ) -> pl.DataFrame:
     """The canonical frame: lineage (`_file` if present, `_line`), one column per mapped field,
-    and `_parse_errors`.
+    and `_parse_errors`. A row whose `key` fields repeat an earlier row of the same file gets
+    the reason `duplicate_key`.
 
     The work happens in steps that each materialise their columns (the cleaned text, then the
     parsed values, then a boolean per failure), because one nested expression per field made
@@ -61,12 +66,15 @@ def stage_frame(
     frame = frame.with_columns(expr for step in steps for expr in step.parse)
     frame = frame.with_columns(expr for step in steps for expr in step.derive)
     frame = frame.with_columns(step.value.alias(step.field) for step in steps)
-    frame = frame.with_columns(
-        cond.alias(f"__fail_{i}") for i, (_, cond) in enumerate(_failures(steps))
-    )
+    failures = _failures(steps)
+    keys = [k for k in key if k in present]
+    if keys:
+        within_file = [FILE, *keys] if FILE in raw.columns else keys
+        failures.append((DUPLICATE_KEY, ~pl.struct(within_file).is_first_distinct()))
+    frame = frame.with_columns(cond.alias(f"__fail_{i}") for i, (_, cond) in enumerate(failures))
     absent = [pl.lit(None, DTYPES[c.type]).alias(f) for f, c in columns.items() if f not in present]
     collected = frame.with_columns(absent)
-    reasons = _reason_lists(collected, [reason for reason, _ in _failures(steps)])
+    reasons = _reason_lists(collected, [reason for reason, _ in failures])
     return collected.select(*lineage, *columns).with_columns(reasons.alias(PARSE_ERRORS))
 
 
