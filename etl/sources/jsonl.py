@@ -55,7 +55,8 @@ def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
     lines = lines.filter(~blank).with_columns(pl.col(LINE).cast(pl.Int64))
 
     header = tuple(sorted({c.source for c in columns.values()}))
-    return RawBatch(lines, header, blank_lines, control_total=None, trailer_found=False)
+    # Values come out of JSON parsing: no padding to strip.
+    return RawBatch(lines, header, blank_lines, None, trailer_found=False, padded=False)
 
 
 def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFrame:

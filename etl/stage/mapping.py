@@ -42,10 +42,12 @@ def stage_frame(
     columns: dict[str, Column],
     null_tokens: tuple[str, ...],
     key: tuple[str, ...] = (),
+    strip: bool = True,
 ) -> pl.DataFrame:
     """The canonical frame: lineage (`_file` if present, `_line`), one column per mapped field,
     and `_parse_errors`. A row whose `key` fields repeat an earlier row of the same file gets
-    the reason `duplicate_key`.
+    the reason `duplicate_key`. `strip=False` skips trimming spaces around values, for files
+    known to have none.
 
     The work happens in steps that each materialise their columns (the cleaned text, then the
     parsed values, then a boolean per failure), because one nested expression per field made
@@ -58,7 +60,8 @@ def stage_frame(
 
     texts = []
     for field, column in present.items():
-        text = pl.col(column.source).str.strip_chars()
+        text = pl.col(column.source)
+        text = text.str.strip_chars() if strip else text
         texts.append(pl.when(text.is_in(tokens)).then(None).otherwise(text).alias(_text(field)))
     # Eager steps: a lazy plan would fold them back into one nested expression.
     frame = raw.select(*lineage, *_passthrough(raw), *texts)
