@@ -16,7 +16,8 @@ from rich.table import Table
 if TYPE_CHECKING:  # the pipeline imports pandera: not for `etl status` or `etl sql`
     from etl.pipeline import RunResult
 
-console = Console()
+# Off a terminal (cron logs, pipes) rich would assume 80 columns and squeeze the tables.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True)
 
 
@@ -139,22 +140,15 @@ def print_status(runs: list[dict[str, Any]], as_json: bool) -> None:
         console.print("no runs yet")
         return
     table = Table(
-        "run",
-        "status",
-        "files",
-        "read",
-        "staged",
-        "flagged",
-        "quarantined",
-        "failed checks",
-        "published",
-    )
+        "run", "status", "files new/same/failed", "read", "staged", "flagged", "quarantined",
+        "failed checks", "published",
+    )  # fmt: skip
+    table.columns[0].no_wrap = True
     for r in runs:
         table.add_row(
             r["run_id"],
             r["status"],
-            f"{r['files_loaded'] or 0} new, {r['files_skipped'] or 0} same, "
-            f"{r['files_failed'] or 0} failed",
+            f"{r['files_loaded'] or 0}/{r['files_skipped'] or 0}/{r['files_failed'] or 0}",
             f"{r['rows_read'] or 0:,}",
             f"{r['rows_staged'] or 0:,}",
             f"{r['rows_flagged'] or 0:,}",
