@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 import duckdb
+import polars as pl
 import shapely
 
 from etl.config.load import ConfigError, load_config
@@ -177,6 +178,7 @@ class _Run:
         self.models = models.discover()
         self.models_sha = models.fingerprint(self.models)
         self.boundary: shapely.Geometry | None = None
+        self.writer = _Writer(con)
 
     def execute(self, full_refresh: bool) -> RunResult:
         self._recover()
@@ -203,6 +205,7 @@ class _Run:
             pending.append(read)
         if pending:
             self._stage(pending)
+        self.writer.close()
         loaded = [o for o in self.outcomes if o.status == "loaded"]
 
         files_per_source = Counter(o.source for o in loaded)
@@ -303,10 +306,8 @@ class _Run:
         batch: StagedBatch = stage_files(
             reads, self.config.sources[name], self.run_id, self.checkers[name], self.boundary
         )
-        if batch.staged.height:
-            warehouse.append(self.con, f"staging.{name}", batch.staged)
-        if batch.quarantine.height:
-            warehouse.append(self.con, "quality.quarantine", batch.quarantine)
+        writes = [(f"staging.{name}", batch.staged), ("quality.quarantine", batch.quarantine)]
+        self.writer.submit([(table, frame) for table, frame in writes if frame.height])
         self.reasons.update(batch.reason_counts)
         for read, outcome in pending:
             counts = batch.counts[read.ref.path]
@@ -462,6 +463,38 @@ class _Run:
             ],
         )
         return result
+
+
+class _Writer:
+    """Writes staged batches in a thread while the next batch is read and staged.
+
+    DuckDB releases the GIL while it inserts, so writing overlaps with parsing on the second
+    core. At most one batch is in flight (memory stays bounded), in order, and an error in a
+    write is raised in the main thread at the next submit or at close.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = con.cursor()
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pending: Future | None = None
+
+    def submit(self, writes: list[tuple[str, pl.DataFrame]]) -> None:
+        self._wait()
+        self.pending = self.pool.submit(self._write, writes)
+
+    def close(self) -> None:
+        self._wait()
+        self.pool.shutdown()
+        self.cursor.close()
+
+    def _write(self, writes: list[tuple[str, pl.DataFrame]]) -> None:
+        for table, frame in writes:
+            warehouse.append(self.cursor, table, frame)
+
+    def _wait(self) -> None:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
 
 
 def _same_batch(
