@@ -180,3 +180,10 @@ def test_models_fingerprint_is_stable_across_processes():
         for seed in (1, 2, 3)
     }
     assert len(prints) == 1
+
+
+def test_values_padded_with_spaces_are_trimmed(wh):
+    zip_2016(wh, [trip(1, MILEAGE=" 2.10 ", PAYMENTTYPE="\t2"), trip(2)])
+    result = wh.run()
+    assert result.total("rows_quarantined") == 0
+    assert staged(wh, "distance_miles, payment_type") == [(2.10, 2), (2.10, 1)]

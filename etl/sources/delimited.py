@@ -26,7 +26,6 @@ class RawBatch:
     blank_lines: int  # empty lines between the rows: not rows, but counted
     control_total: int | None  # the count a trailer line declared, if the source has one
     trailer_found: bool
-    padded: bool = True  # whether values may carry spaces around them (to strip in staging)
 
 
 def parse_delimited(
@@ -69,25 +68,7 @@ def parse_delimited(
     blank_lines = int(frame.select(blank.sum()).item())
     if blank_lines:
         frame = frame.filter(~blank)
-    return RawBatch(
-        frame, header, blank_lines, control_total, trailer_found, _padded(data, delimiter)
-    )
-
-
-def _padded(data: bytes, delimiter: str) -> bool:
-    """Whether any value may start or end with a space: a few byte searches, no copy.
-
-    Stripping every value of every column costs more than parsing them; most files have no
-    padding at all, and a false alarm (a space after a comma inside quoted text) only costs
-    the strip.
-    """
-    sep = delimiter.encode()
-    return (
-        any(
-            pattern in data for pattern in (sep + b" ", b" " + sep, b"\n ", b" \n", b" \r\n", b"\t")
-        )
-        or data[:1] == b" "
-    )
+    return RawBatch(frame, header, blank_lines, control_total, trailer_found)
 
 
 def _split_trailer(data: bytes, pattern: str) -> tuple[bytes, int | None, bool]:

@@ -55,8 +55,7 @@ def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
     lines = lines.filter(~blank).with_columns(pl.col(LINE).cast(pl.Int64))
 
     header = tuple(sorted({c.source for c in columns.values()}))
-    # Values come out of JSON parsing: no padding to strip.
-    return RawBatch(lines, header, blank_lines, None, trailer_found=False, padded=False)
+    return RawBatch(lines, header, blank_lines, control_total=None, trailer_found=False)
 
 
 def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFrame:
@@ -64,30 +63,38 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
 
     `lines` has a `line` column and any lineage columns, which are kept.
     """
-    paths = {c.source for c in columns.values()}
+    paths = sorted({c.source for c in columns.values()})
     numeric = {c.source for c in columns.values() if c.type in NUMERIC}
     known_fields = sorted({p.split(".")[0] for p in paths})
-    values = ",\n".join(
-        f"json_extract_string(js, '$.{path}') AS \"{path}\"" for path in sorted(paths)
-    )
+    # One parse a line: DuckDB extracts a list of paths at once, values and types alike.
+    path_list = "[" + ", ".join(f"'$.{path}'" for path in paths) + "]"
+    values = ",\n".join(f'vals[{i}] AS "{path}"' for i, path in enumerate(paths, start=1))
     type_errors = ", ".join(
-        f"CASE WHEN json_type(js, '$.{p}') = 'VARCHAR' THEN 'wrong_type:{p}' END"
-        for p in sorted(numeric)
+        f"CASE WHEN types[{i}] = 'VARCHAR' THEN 'wrong_type:{path}' END"
+        for i, path in enumerate(paths, start=1)
+        if path in numeric
     )
     lineage = ", ".join(c for c in lines.columns if c != "line")
     query = f"""
         WITH checked AS (SELECT *, json_valid(line) AS ok FROM lines),
-        parsed AS (SELECT *, CASE WHEN ok THEN line::JSON END AS js FROM checked)
+        parsed AS (
+            SELECT *,
+                   CASE WHEN ok THEN json_extract_string(line, {path_list}) END AS vals,
+                   CASE WHEN ok THEN json_type(line, {path_list}) END AS types,
+                   CASE WHEN ok THEN json_type(line) END AS kind,
+                   CASE WHEN ok AND json_type(line) = 'OBJECT' THEN json_keys(line) END AS keys
+            FROM checked
+        )
         SELECT
             {lineage},
             {values},
             list_filter(
                 [CASE WHEN NOT ok THEN 'invalid_json' END,
-                 CASE WHEN ok AND json_type(js) <> 'OBJECT' THEN 'not_an_object' END,
+                 CASE WHEN ok AND kind <> 'OBJECT' THEN 'not_an_object' END,
                  {type_errors or "NULL"}]
                 || [
                     'unknown_field:' || k
-                    for k in coalesce(json_keys(js), [])
+                    for k in coalesce(keys, [])
                     if NOT list_contains($known, k)
                 ],
                 lambda r: r IS NOT NULL

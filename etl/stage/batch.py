@@ -126,8 +126,7 @@ def stage_files(
     )
     if source.format == "jsonl":
         raw = extract_fields(raw, columns)
-    strip = any(r.raw.padded for r in reads)
-    canonical = _canonical(raw, source, columns, boundary, strip)
+    canonical = _canonical(raw, source, columns, boundary)
     staged, rejected = _check(canonical, source, check_rows)
     staged = staged.select(pl.lit(run_id).alias("_run_id"), pl.all().exclude(PARSE_ERRORS, REASONS))
     counts = {
@@ -174,10 +173,9 @@ def _canonical(
     source: Source,
     columns: dict[str, Column],
     boundary: shapely.Geometry | None,
-    strip: bool = True,
 ) -> pl.DataFrame:
     """Typed canonical fields, with derived fields, repairs and in-DC tests."""
-    frame = stage_frame(raw, columns, source.null_tokens, source.key, strip)
+    frame = stage_frame(raw, columns, source.null_tokens, source.key)
     if "duration_s" not in frame.columns and {"pickup_at", "dropoff_at"} <= set(frame.columns):
         # Sources with second-precision times carry no duration column: it is the difference.
         seconds = (pl.col("dropoff_at") - pl.col("pickup_at")).dt.total_seconds(fractional=True)

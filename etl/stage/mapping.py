@@ -42,12 +42,10 @@ def stage_frame(
     columns: dict[str, Column],
     null_tokens: tuple[str, ...],
     key: tuple[str, ...] = (),
-    strip: bool = True,
 ) -> pl.DataFrame:
     """The canonical frame: lineage (`_file` if present, `_line`), one column per mapped field,
     and `_parse_errors`. A row whose `key` fields repeat an earlier row of the same file gets
-    the reason `duplicate_key`. `strip=False` skips trimming spaces around values, for files
-    known to have none.
+    the reason `duplicate_key`.
 
     The work happens in steps that each materialise their columns (the cleaned text, then the
     parsed values, then a boolean per failure), because one nested expression per field made
@@ -58,10 +56,11 @@ def stage_frame(
     lineage = [c for c in (FILE, LINE) if c in raw.columns]
     tokens = list(null_tokens)
 
+    padded = _padded_columns(raw, [c.source for c in present.values()])
     texts = []
     for field, column in present.items():
         text = pl.col(column.source)
-        text = text.str.strip_chars() if strip else text
+        text = text.str.strip_chars() if column.source in padded else text
         texts.append(pl.when(text.is_in(tokens)).then(None).otherwise(text).alias(_text(field)))
     # Eager steps: a lazy plan would fold them back into one nested expression.
     frame = raw.select(*lineage, *_passthrough(raw), *texts)
@@ -79,6 +78,23 @@ def stage_frame(
     collected = frame.with_columns(absent)
     reasons = _reason_lists(collected, [reason for reason, _ in failures])
     return collected.select(*lineage, *columns).with_columns(reasons.alias(PARSE_ERRORS))
+
+
+def _padded_columns(raw: pl.DataFrame, names: list[str]) -> set[str]:
+    """The columns with a value that starts or ends with white space.
+
+    Trimming every value costs more than parsing the file, and most columns of most files have
+    no padding: looking at the first and last byte of each value is cheap.
+    """
+    space = [
+        (
+            pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")
+            | pl.col(c).str.starts_with("\t") | pl.col(c).str.ends_with("\t")
+        ).any().alias(c)
+        for c in names
+    ]  # fmt: skip
+    row = raw.select(space).row(0, named=True) if names else {}
+    return {c for c, has in row.items() if has}
 
 
 def _passthrough(raw: pl.DataFrame) -> list[str]:
