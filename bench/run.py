@@ -127,8 +127,10 @@ def group_load(root: Path, members: Path) -> list[Measurement]:
     taxi = taxi_only_root(root)
     plain = config_variant("sources_without_checks", without_checks)
     full = fresh("full.duckdb")
+    floor_all = [*floor[:3], str(fresh("floor_all.duckdb")), str(root)]
     return [
         measure("floor: duckdb read_csv of the DFHV members", floor),
+        measure("floor: duckdb read of the DFHV members and both company silos", floor_all),
         etl_run("etl run, DFHV only, no row checks or suites", taxi, fresh("plain.duckdb"), plain),
         etl_run("etl run, DFHV only (load, checks, suites, publish)", taxi, fresh("taxi.duckdb")),
         etl_run("etl run, all four sources (+ matching)", root, full),
