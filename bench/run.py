@@ -43,18 +43,18 @@ ROOT = BENCH.parent
 WORK = BENCH / "work"
 ETL = [sys.executable, "-m", "etl"]
 ROWS_PER_SCALE = 100_000  # DFHV rows `etl sample` writes at scale 1
+TAXI_ONLY = ("dc_taxi", "dc_boundary")  # the scaling runs need no company silos
 
 
-def sample_data(scale: float, seed: int) -> Path:
-    """The data root for this scale and seed, written once and reused."""
-    root = BENCH / "data" / f"scale{scale:g}-seed{seed}"
+def sample_data(scale: float, seed: int, only: tuple[str, ...] = ()) -> Path:
+    """The data root for this scale and seed (and sources), written once and reused."""
+    suffix = "-" + "-".join(only) if only else ""
+    root = BENCH / "data" / f"scale{scale:g}-seed{seed}{suffix}"
     done = root / ".complete"
     if not done.exists():
         shutil.rmtree(root, ignore_errors=True)
-        m = measure(
-            "etl sample",
-            [*ETL, "sample", "--out", str(root), "--seed", str(seed), "--scale", str(scale)],
-        )
+        command = [*ETL, "sample", "--out", str(root), "--seed", str(seed), "--scale", str(scale)]
+        m = measure("etl sample", command + [arg for name in only for arg in ("--only", name)])
         print(f"sample scale {scale:g}: {m.wall_s} s, {m.peak_rss_mb} MB peak", flush=True)
         done.write_text(json.dumps(m.as_dict()))
     return root
@@ -180,7 +180,7 @@ def group_startup(root: Path, members: Path) -> list[Measurement]:
 def group_scaling(seed: int) -> list[Measurement]:
     results = []
     for millions in (1, 5, 20):
-        root = sample_data(millions * 1_000_000 / ROWS_PER_SCALE, seed)
+        root = sample_data(millions * 1_000_000 / ROWS_PER_SCALE, seed, TAXI_ONLY)
         taxi = taxi_only_root(root, f"taxi_root_{millions}m")
         name = f"etl run, DFHV {millions} M rows"
         results.append(etl_run(name, taxi, fresh(f"scale{millions}.duckdb")))
@@ -189,7 +189,7 @@ def group_scaling(seed: int) -> list[Measurement]:
 
 def group_incremental(seed: int) -> list[Measurement]:
     """One new month into 20 M rows, against that month loaded alone; one file replaced."""
-    root = sample_data(200, seed)
+    root = sample_data(200, seed, TAXI_ONLY)
     taxi = taxi_only_root(root, "taxi_root_20m")
     last = "taxi_202312.csv"
 

@@ -559,3 +559,9 @@ def test_no_accidental_matches(sample, silos):
         tuple(n[:2]) for n in truth["near_misses"] if n[2] == "depot"
     }
     assert found == expected
+
+
+def test_only_the_named_sources_are_written(tmp_path):
+    summary = write_sample(tmp_path, seed=SEED, scale=SCALE, sources=("dc_taxi", "dc_boundary"))
+    assert set(summary["rows"]) == {"dc_taxi", "dc_boundary"}
+    assert (tmp_path / "dc_taxi").is_dir() and not (tmp_path / "company").exists()

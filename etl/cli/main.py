@@ -48,12 +48,19 @@ def sample(
     out: Annotated[Path, typer.Option("--out", help="Data root to write.")] = DEFAULT_DATA_ROOT,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same bytes.")] = 0,
     scale: Annotated[float, typer.Option(help="1 is about 100,000 taxi rows.", min=0.001)] = 1.0,
+    only: Annotated[
+        list[str] | None,
+        typer.Option("--only", help="Write only this source (repeatable): dc_taxi, ..."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Write realistic sample files for every source into a data root."""
-    from etl.sample import write_sample
+    from etl.sample import SOURCES, write_sample
 
-    summary = write_sample(out, seed=seed, scale=scale)
+    try:
+        summary = write_sample(out, seed=seed, scale=scale, sources=tuple(only or SOURCES))
+    except ValueError as exc:
+        raise fail(str(exc)) from None
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:

@@ -29,8 +29,14 @@ TRUTH_FILE = "_sample_truth.json"
 __all__ = ["TRUTH_FILE", "write_sample"]
 
 
-def write_sample(out: Path, seed: int = 0, scale: float = 1.0) -> dict:
-    """Write the sample data root under `out`.
+SOURCES = ("dc_taxi", "dc_boundary", "dispatch", "courier")
+
+
+def write_sample(
+    out: Path, seed: int = 0, scale: float = 1.0, sources: tuple[str, ...] = SOURCES
+) -> dict:
+    """Write the sample data root under `out`: every source, or those named in `sources`
+    (the company silos come together: they share their overlap).
 
     Returns a summary: files and bytes written, and rows per source (dispatch rows are lines,
     broken and superseded ones included; courier rows are data rows, duplicates included).
@@ -39,22 +45,30 @@ def write_sample(out: Path, seed: int = 0, scale: float = 1.0) -> dict:
         raise ValueError("seed must be a non-negative integer")
     if not scale > 0:
         raise ValueError("scale must be positive")
+    unknown = set(sources) - set(SOURCES)
+    if unknown:
+        raise ValueError(f"unknown source(s) {sorted(unknown)}; choose from {list(SOURCES)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
 
     taxi_rows = round(TAXI_ROWS_PER_SCALE * scale)
     taxi_truth: dict[str, dict] = {}
-    written: dict[str, list[str]] = {"dc_taxi": []}
-    # The older release gets the odd row.
-    for release, rows in zip(
-        taxi.RELEASES, (taxi_rows - taxi_rows // 2, taxi_rows // 2), strict=True
-    ):
-        taxi_truth.update(taxi.write_release(out, release, seed, rows))
-        written["dc_taxi"].append(f"dc_taxi/{release.zip_name}")
-    written["dc_boundary"] = [boundary.write_boundary(out)]
-    company_files, company_truth = company.write_company(out, seed, scale)
-    for source in ("dispatch", "courier"):
-        written[source] = [f for f in company_files if f.startswith(f"company/{source}/")]
+    written: dict[str, list[str]] = {}
+    if "dc_taxi" in sources:
+        written["dc_taxi"] = []
+        # The older release gets the odd row.
+        for release, rows in zip(
+            taxi.RELEASES, (taxi_rows - taxi_rows // 2, taxi_rows // 2), strict=True
+        ):
+            taxi_truth.update(taxi.write_release(out, release, seed, rows))
+            written["dc_taxi"].append(f"dc_taxi/{release.zip_name}")
+    if "dc_boundary" in sources:
+        written["dc_boundary"] = [boundary.write_boundary(out)]
+    company_truth: dict = {}
+    if {"dispatch", "courier"} & set(sources):
+        company_files, company_truth = company.write_company(out, seed, scale)
+        for source in ("dispatch", "courier"):
+            written[source] = [f for f in company_files if f.startswith(f"company/{source}/")]
 
     truth = {
         "seed": seed,
@@ -77,10 +91,14 @@ def write_sample(out: Path, seed: int = 0, scale: float = 1.0) -> dict:
         "files": {source: len(paths) for source, paths in written.items()},
         "bytes": sum((out / p).stat().st_size for paths in written.values() for p in paths),
         "rows": {
-            "dc_taxi": sum(m["rows"] for m in taxi_truth.values()),
-            "dc_boundary": 1,
-            "dispatch": company_truth["dispatch"]["lines"],
-            "courier": sum(f["rows"] for f in company_truth["courier"].values()),
+            name: count
+            for name, count in (
+                ("dc_taxi", sum(m["rows"] for m in taxi_truth.values())),
+                ("dc_boundary", 1),
+                ("dispatch", company_truth.get("dispatch", {}).get("lines", 0)),
+                ("courier", sum(f["rows"] for f in company_truth.get("courier", {}).values())),
+            )
+            if name in written
         },
         "truth_file": TRUTH_FILE,
     }
