@@ -369,8 +369,10 @@ class _Run:
                         [self.run_id, [o.path for o in loaded if o.source == name]],
                     )
             self._record_files(loaded)
-            if loaded or full_refresh or self._models_changed():
-                summary = build_curated(self.con, self.config, self.run_id, self.models)
+            rebuild = full_refresh or self._models_changed()
+            if loaded or rebuild:
+                changed = None if rebuild else [(o.source, o.path) for o in loaded]
+                summary = build_curated(self.con, self.config, self.run_id, self.models, changed)
                 self.reporter.log(f"matched {summary.matches} trip(s) across silos")
             self.con.execute(
                 "UPDATE quality.runs SET published = true, models_sha = ? WHERE run_id = ?",

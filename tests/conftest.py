@@ -16,7 +16,7 @@ class Warehouse:
 
     def __init__(self, root: Path, config: Path = DEFAULT_CONFIG) -> None:
         self.data = root / "data"
-        self.data.mkdir()
+        self.data.mkdir(parents=True)
         self.path = root / "warehouse.duckdb"
         self.config = config
 

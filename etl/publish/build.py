@@ -47,13 +47,32 @@ def build_curated(
     config: Config,
     run_id: str,
     models: list[sql_models.Model],
+    loaded: list[tuple[str, str]] | None = None,
 ) -> BuildSummary:
-    """Rebuild everything downstream of staging. Raises ReconciliationError."""
+    """Rebuild everything downstream of staging. Raises ReconciliationError.
+
+    With `loaded` (the source and path of each file this run loaded), incremental models are
+    updated for those files only, and for every row of a matched source that loaded any;
+    without it, they are rebuilt.
+    """
     first = [m for m in models if m.name.startswith("intermediate.")]
     sql_models.build(con, first)
     _write_calendar(con)
     matches = _write_matches(con, config, run_id)
-    sql_models.build(con, [m for m in models if m not in first])
+    changes = None
+    if loaded is not None:
+        # A new file on either side of a match can change which records of both sides stay.
+        touched = {source for source, _ in loaded}
+        rematch = {
+            side
+            for m in config.integrate.matches
+            if {m.left, m.right} & touched
+            for side in (m.left, m.right)
+        }
+        changes = sql_models.Changes(
+            files=tuple(sorted(path for _, path in loaded)), sources=tuple(sorted(rematch))
+        )
+    sql_models.build(con, [m for m in models if m not in first], changes)
     totals = control_totals(con, run_id)
     return BuildSummary(matches, totals)
 

@@ -2,7 +2,7 @@
 
 Each file is one SELECT. Its first lines may hold settings as comments:
 
-    -- materialized: view        (default: table)
+    -- materialized: view        (default: table; `incremental`: see `build`)
 
 A model depends on the models it names (`curated.trips` in another model's SQL), and models are
 built in that order. Building happens inside the caller's transaction with CREATE OR REPLACE,
@@ -62,17 +62,61 @@ def discover(models_dir: Path = MODELS_DIR) -> list[Model]:
         raise ModelError(f"models depend on each other in a cycle: {exc.args[1]}") from None
 
 
-def build(con: duckdb.DuckDBPyConnection, models: list[Model]) -> None:
-    """Create or replace every model, in order, in the caller's transaction."""
+@dataclass(frozen=True)
+class Changes:
+    """What changed in staging this run: the files loaded, and the sources whose rows must all
+    be rebuilt (a source matched against another: a new file can change any of its matches)."""
+
+    files: tuple[str, ...]
+    sources: tuple[str, ...]
+
+
+def build(
+    con: duckdb.DuckDBPyConnection, models: list[Model], changes: Changes | None = None
+) -> None:
+    """Build every model, in order, in the caller's transaction.
+
+    Tables and views are created or replaced. An `incremental` table (its rows carry `_file`
+    and `source`) that exists already is brought up to date when `changes` is given: the rows
+    of the changed files and sources are deleted and selected again, so one new month costs
+    what that month costs, not what the whole table does.
+    """
     for model in models:
         schema = model.name.split(".")[0]
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        kind = "VIEW" if model.materialized == "view" else "TABLE"
         try:
-            con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.sql}")
+            if model.materialized == "incremental" and changes and _exists(con, model.name):
+                _update(con, model, changes)
+            else:
+                kind = "VIEW" if model.materialized == "view" else "TABLE"
+                con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.sql}")
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise ModelError(f"{model.path.name}: {first}") from None
+
+
+def _update(con: duckdb.DuckDBPyConnection, model: Model, changes: Changes) -> None:
+    con.execute("CREATE OR REPLACE TEMP TABLE _changed_files (_file VARCHAR)")
+    con.execute("CREATE OR REPLACE TEMP TABLE _changed_sources (source VARCHAR)")
+    for table, values in (("_changed_files", changes.files), ("_changed_sources", changes.sources)):
+        if values:
+            con.executemany(f"INSERT INTO {table} VALUES (?)", [[v] for v in values])
+    changed = (
+        "_file IN (SELECT _file FROM _changed_files) "
+        "OR source IN (SELECT source FROM _changed_sources)"
+    )
+    con.execute(f"DELETE FROM {model.name} WHERE {changed}")
+    con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM ({model.sql}) WHERE {changed}")
+
+
+def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    schema, table = name.split(".")
+    rows = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = ? AND table_name = ? AND table_type = 'BASE TABLE'",
+        [schema, table],
+    ).fetchall()
+    return bool(rows[0][0])
 
 
 def fingerprint(models: list[Model]) -> str:

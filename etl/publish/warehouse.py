@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import duckdb
@@ -20,8 +21,11 @@ def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         raise WarehouseError(f"{path}: no warehouse yet (run `etl run` first)")
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    # DuckDB's buffer pool may take 80% of RAM by default and keeps what a load wrote cached;
+    # a nightly job shares its machine, so the pool is capped (ETL_DUCKDB_MEMORY to change).
+    config = {"memory_limit": os.environ.get("ETL_DUCKDB_MEMORY", "2GB")}
     try:
-        con = duckdb.connect(str(path), read_only=read_only)
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.Error as exc:
         raise WarehouseError(f"{path}: cannot open the warehouse: {_first_line(exc)}") from None
     if not read_only:

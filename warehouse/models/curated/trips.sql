@@ -1,3 +1,4 @@
+-- materialized: incremental
 -- One row per physical trip across all silos (the design.md contract). A trip two silos both
 -- logged (intermediate.trip_matches, written by the matching step) is kept once, as the record
 -- of the side the config keeps; seen_by lists every source that logged it.
