@@ -127,7 +127,16 @@ def run(
     con = warehouse.connect(warehouse_path)
     try:
         state = _Run(con, config, config_path, data_root, checkers, reporter or SilentReporter())
-        return state.execute(full_refresh)
+        try:
+            return state.execute(full_refresh)
+        except Exception as exc:
+            # Recorded for `etl status`; the next run removes what this one left in staging.
+            con.execute(
+                "UPDATE quality.runs SET status = 'error', exit_code = 2, finished_at = now(), "
+                "message = ? WHERE run_id = ?",
+                [f"{type(exc).__name__}: {exc}", state.run_id],
+            )
+            raise
     finally:
         con.close()
 
@@ -229,7 +238,7 @@ class _Run:
         self.con.execute("UPDATE quality.runs SET status = 'crashed' WHERE status = 'running'")
         self.con.execute(
             "DELETE FROM quality.quarantine WHERE run_id IN "
-            "(SELECT run_id FROM quality.runs WHERE status = 'crashed')"
+            "(SELECT run_id FROM quality.runs WHERE status IN ('crashed', 'error'))"
         )
         for name in self.config.sources:
             table = f"staging.{name}"

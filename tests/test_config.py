@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -105,3 +107,23 @@ def test_cli_reports_config_error_in_one_line_with_exit_2(tmp_path):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "sources.taxi.format" in lines[0]
     assert not (tmp_path / "w.duckdb").exists()
+
+
+def test_row_checks_that_do_not_fit_the_mapping_fail_in_one_line(tmp_path):
+    from dfhv import member_text, trip, write_zip
+
+    shutil.copytree(PROJECT_ROOT / "schemas", tmp_path / "schemas")
+    text = (PROJECT_ROOT / "sources.yaml").read_text()
+    config = write(tmp_path, text.replace("      airport: {from: AIRPORT, type: boolean}\n", ""))
+    data = tmp_path / "data"
+    write_zip(data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": member_text([trip(1)])})
+    warehouse = tmp_path / "w.duckdb"
+    result = CliRunner().invoke(
+        app,
+        ["run", "--config", str(config), "--data-root", str(data), "--warehouse", str(warehouse)],
+    )
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert "missing column 'airport'" in lines[-1] and "Traceback" not in result.output
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("SELECT status FROM quality.runs").fetchall() == [("error",)]

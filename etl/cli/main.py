@@ -86,14 +86,24 @@ def run(
     from etl.cli.output import print_run, reporter_for
     from etl.config.load import ConfigError
     from etl.pipeline import run as run_pipeline
+    from etl.publish.models import ModelError
     from etl.publish.warehouse import WarehouseError
+    from etl.quality.rows import RowCheckError
+    from etl.quality.rowspec import RowSpecError
     from etl.sources.files import SourceError
 
     try:
         result = run_pipeline(
             config, data_root, warehouse, full_refresh, reporter=reporter_for(quiet=as_json)
         )
-    except (ConfigError, SourceError, WarehouseError) as exc:
+    except (
+        ConfigError,
+        SourceError,
+        WarehouseError,
+        ModelError,
+        RowSpecError,
+        RowCheckError,
+    ) as exc:
         raise fail(str(exc)) from None
     print_run(result, as_json=as_json)
     raise typer.Exit(result.exit_code)
