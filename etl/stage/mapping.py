@@ -47,54 +47,62 @@ def stage_frame(
     and `_parse_errors`. A row whose `key` fields repeat an earlier row of the same file gets
     the reason `duplicate_key`.
 
-    The work happens in steps that each materialise their columns (the cleaned text, then the
-    parsed values, then a boolean per failure), because one nested expression per field made
-    polars recompute shared parts, at several times the cost.
+    Values are parsed as they are; only the rows where some value failed are parsed again with
+    the spaces around their values trimmed (` 12.50 `, ` NULL `). Trimming every value of every
+    column cost more than parsing the file, and padding is rare.
     """
     require_columns(raw.columns, columns)
     present = {f: c for f, c in columns.items() if c.source in raw.columns}
     lineage = [c for c in (FILE, LINE) if c in raw.columns]
-    tokens = list(null_tokens)
-
-    padded = _padded_columns(raw, [c.source for c in present.values()])
-    texts = []
-    for field, column in present.items():
-        text = pl.col(column.source)
-        text = text.str.strip_chars() if column.source in padded else text
-        texts.append(pl.when(text.is_in(tokens)).then(None).otherwise(text).alias(_text(field)))
-    # Eager steps: a lazy plan would fold them back into one nested expression.
-    frame = raw.select(*lineage, *_passthrough(raw), *texts)
     steps = [_Conversion.of(field, column) for field, column in present.items()]
-    frame = frame.with_columns(expr for step in steps for expr in step.parse)
-    frame = frame.with_columns(expr for step in steps for expr in step.derive)
-    frame = frame.with_columns(step.value.alias(step.field) for step in steps)
     failures = _failures(steps)
+    flags = [f"__fail_{i}" for i in range(len(failures))]
+
+    frame = _parse(raw, present, null_tokens, steps, failures, strip=False)
+    failed = frame.select(pl.any_horizontal(flags).fill_null(False) if flags else pl.lit(False))
+    rows = failed.to_series().arg_true()
+    if rows.len():
+        retried = _parse(raw[rows], present, null_tokens, steps, failures, strip=True)
+        frame = frame.with_columns(
+            frame[name].scatter(rows, retried[name]) for name in [*present, *flags]
+        )
+    reasons = [reason for reason, _ in failures]
     keys = [k for k in key if k in present]
     if keys:
         within_file = [FILE, *keys] if FILE in raw.columns else keys
-        failures.append((DUPLICATE_KEY, ~pl.struct(within_file).is_first_distinct()))
-    frame = frame.with_columns(cond.alias(f"__fail_{i}") for i, (_, cond) in enumerate(failures))
+        frame = frame.with_columns(
+            (~pl.struct(within_file).is_first_distinct()).alias(f"__fail_{len(reasons)}")
+        )
+        reasons.append(DUPLICATE_KEY)
     absent = [pl.lit(None, DTYPES[c.type]).alias(f) for f, c in columns.items() if f not in present]
-    collected = frame.with_columns(absent)
-    reasons = _reason_lists(collected, [reason for reason, _ in failures])
-    return collected.select(*lineage, *columns).with_columns(reasons.alias(PARSE_ERRORS))
+    frame = frame.with_columns(absent)
+    return frame.select(*lineage, *columns).with_columns(
+        _reason_lists(frame, reasons).alias(PARSE_ERRORS)
+    )
 
 
-def _padded_columns(raw: pl.DataFrame, names: list[str]) -> set[str]:
-    """The columns with a value that starts or ends with white space.
-
-    Trimming every value costs more than parsing the file, and most columns of most files have
-    no padding: looking at the first and last byte of each value is cheap.
-    """
-    space = [
-        (
-            pl.col(c).str.starts_with(" ") | pl.col(c).str.ends_with(" ")
-            | pl.col(c).str.starts_with("\t") | pl.col(c).str.ends_with("\t")
-        ).any().alias(c)
-        for c in names
-    ]  # fmt: skip
-    row = raw.select(space).row(0, named=True) if names else {}
-    return {c for c, has in row.items() if has}
+def _parse(
+    raw: pl.DataFrame,
+    present: dict[str, Column],
+    null_tokens: tuple[str, ...],
+    steps: list[_Conversion],
+    failures: list[tuple[str, pl.Expr]],
+    strip: bool,
+) -> pl.DataFrame:
+    """Lineage, the typed fields and one boolean column a failure, in eager steps (a lazy plan
+    would fold them back into one nested expression and recompute the shared parts)."""
+    tokens = list(null_tokens)
+    texts = []
+    for field, column in present.items():
+        text = pl.col(column.source)
+        text = text.str.strip_chars() if strip else text
+        texts.append(pl.when(text.is_in(tokens)).then(None).otherwise(text).alias(_text(field)))
+    lineage = [c for c in (FILE, LINE) if c in raw.columns]
+    frame = raw.select(*lineage, *_passthrough(raw), *texts)
+    frame = frame.with_columns(expr for step in steps for expr in step.parse)
+    frame = frame.with_columns(expr for step in steps for expr in step.derive)
+    frame = frame.with_columns(step.value.alias(step.field) for step in steps)
+    return frame.with_columns(cond.alias(f"__fail_{i}") for i, (_, cond) in enumerate(failures))
 
 
 def _passthrough(raw: pl.DataFrame) -> list[str]:
