@@ -63,8 +63,13 @@ def stage_frame(
     rows = failed.to_series().arg_true()
     if rows.len():
         retried = _parse(raw[rows], present, null_tokens, steps, failures, strip=True)
+        # Only the fields that failed change: each failure's reason names its field.
+        hit = frame[rows].select(pl.col(flags).any()).row(0)
+        fields = {
+            reason.split(":", 1)[1] for (reason, _), h in zip(failures, hit, strict=True) if h
+        }
         frame = frame.with_columns(
-            frame[name].scatter(rows, retried[name]) for name in [*present, *flags]
+            frame[name].scatter(rows, retried[name]) for name in [*sorted(fields), *flags]
         )
     reasons = [reason for reason, _ in failures]
     keys = [k for k in key if k in present]
