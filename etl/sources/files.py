@@ -50,9 +50,21 @@ class Broken:
 
 
 def discover(name: str, source: Source, data_root: Path) -> list[FileRef | Broken]:
-    """Every file of a source under the data root, in a stable order."""
+    """Every file of a source under the data root, in a stable order.
+
+    Remote files (http or https URLs) are landed under the data root first; a URL that cannot
+    be fetched is a Broken entry, so the other files still load.
+    """
+    from etl.sources.remote import is_remote, land  # httpx: only for sources that need it
+
     found: list[FileRef | Broken] = []
-    for container in _expand(source.files, data_root):
+    containers = _expand([p for p in source.files if not is_remote(p)], data_root)
+    for url in (p for p in source.files if is_remote(p)):
+        try:
+            containers.append(land(url, name, data_root))
+        except SourceError as exc:
+            found.append(Broken(name, url, data_root, str(exc).removeprefix(f"{url}: ")))
+    for container in containers:
         relative = container.relative_to(data_root).as_posix()
         if zipfile.is_zipfile(container):
             found.extend(_zip_members(name, source, container, relative))
@@ -66,11 +78,9 @@ def discover(name: str, source: Source, data_root: Path) -> list[FileRef | Broke
     return found
 
 
-def _expand(patterns: tuple[str, ...], data_root: Path) -> list[Path]:
+def _expand(patterns: list[str], data_root: Path) -> list[Path]:
     paths: set[Path] = set()
     for pattern in patterns:
-        if pattern.startswith(("http://", "https://")):
-            raise SourceError(f"{pattern}: remote files are not supported yet")
         paths.update(p for p in data_root.glob(pattern) if p.is_file())
     return sorted(paths)
 
