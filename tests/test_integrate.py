@@ -265,3 +265,31 @@ def test_incremental_publish_equals_a_full_rebuild(sample_root, tmp_path):
     assert full.run().exit_code == 0
     assert curated_rows(wh) == curated_rows(full)
     assert wh.scalar("SELECT count(*) FROM quality.control_totals WHERE unexplained_rows <> 0") == 0
+
+
+def test_dc_taxi_quarantine_is_exactly_the_planted_defects(loaded):
+    wh, _, truth = loaded
+    members = truth["dc_taxi"].values()
+    reasons = Counter(
+        dict(
+            wh.query(
+                "SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM quality.quarantine "
+                "WHERE source = 'dc_taxi') GROUP BY r"
+            )
+        )
+    )
+    assert reasons == {
+        "fare_out_of_range": sum(m["fare_out_of_range"] for m in members),
+        "mileage_out_of_range": sum(m["mileage_outlier"] for m in members),
+    }
+    flags = dict(
+        wh.query(
+            "SELECT f, count(*) FROM (SELECT unnest(_flags) AS f FROM staging.dc_taxi) GROUP BY f"
+        )
+    )
+    planted_pickups = sum(m["missing_pickup_coords"] for m in members)
+    quarantined_without_pickup = wh.scalar(
+        "SELECT count(*) FROM quality.quarantine WHERE source = 'dc_taxi' "
+        "AND (raw->>'ORIGIN_BLOCK_LATITUDE') IS NULL"
+    )
+    assert flags["pickup_not_geocoded"] + quarantined_without_pickup == planted_pickups

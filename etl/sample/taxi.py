@@ -317,6 +317,20 @@ def _money(
     return money
 
 
+def _snap_inside_dc(blocks: pl.DataFrame, lat: np.ndarray, lon: np.ndarray) -> pl.DataFrame:
+    """Each point's block; near the border, where the grid's block centre falls outside DC, the
+    point itself (DC's address repository only has blocks inside DC)."""
+    snapped = blocks[geo.snap_to_blocks(lat, lon)]
+    outside = ~geo.inside_dc(snapped["lat"].to_numpy(), snapped["lon"].to_numpy())
+    if not outside.any():
+        return snapped
+    rows = np.flatnonzero(outside)
+    return snapped.with_columns(
+        snapped["lat_text"].scatter(rows, text.decimal_text(lat[rows], 6)),
+        snapped["lon_text"].scatter(rows, text.decimal_text(lon[rows], 6)),
+    )
+
+
 def _places(
     rng: np.random.Generator,
     plat: np.ndarray,
@@ -332,8 +346,8 @@ def _places(
     blocks = geo.block_table()
     airports = airport_table()
     place = np.where(airport, which_airport + 1, 0)  # row of airport_table(), 0 = in DC
-    origin = blocks[geo.snap_to_blocks(plat, plon)]
-    dest = blocks[geo.snap_to_blocks(dlat, dlon)]
+    origin = _snap_inside_dc(blocks, plat, plon)
+    dest = _snap_inside_dc(blocks, dlat, dlon)
     to_airport = pl.Series(airport)
     dest = dest.select(
         pl.when(to_airport).then(airports[place][c]).otherwise(pl.col(c)).alias(c)
