@@ -305,8 +305,10 @@ def _to_check_result(suite: str, exp: SuiteExpectation, kwargs: dict, res: Any) 
         observed = result.pop("observed_value")
     else:
         # Column map expectations (not_be_null, be_unique, ...) have no observed value in GX:
-        # their measurement is the share of unexpected rows, GX's "unexpected_percent".
-        observed = result.get("unexpected_percent")
+        # their measurement is the share of unexpected rows, a fraction like the proportions
+        # other expectations observe (GX gives it in percent).
+        percent = result.get("unexpected_percent")
+        observed = None if percent is None else percent / 100
     for key in ("partial_unexpected_list", "partial_unexpected_counts"):
         if key in result:
             result[key] = result[key][:_PARTIAL_LIST_MAX]
