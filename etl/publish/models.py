@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from etl.paths import MODELS_DIR
+from etl.publish.warehouse import table_exists
 
 _SETTING = re.compile(r"^--\s*(\w+)\s*:\s*(\S+)\s*$")
 
@@ -85,7 +86,7 @@ def build(
         schema = model.name.split(".")[0]
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         try:
-            if model.materialized == "incremental" and changes and _exists(con, model.name):
+            if model.materialized == "incremental" and changes and table_exists(con, model.name):
                 _update(con, model, changes)
             else:
                 kind = "VIEW" if model.materialized == "view" else "TABLE"
@@ -107,16 +108,6 @@ def _update(con: duckdb.DuckDBPyConnection, model: Model, changes: Changes) -> N
     )
     con.execute(f"DELETE FROM {model.name} WHERE {changed}")
     con.execute(f"INSERT INTO {model.name} BY NAME SELECT * FROM ({model.sql}) WHERE {changed}")
-
-
-def _exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    schema, table = name.split(".")
-    rows = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_schema = ? AND table_name = ? AND table_type = 'BASE TABLE'",
-        [schema, table],
-    ).fetchall()
-    return bool(rows[0][0])
 
 
 def fingerprint(models: list[Model]) -> str:

@@ -63,10 +63,12 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> N
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether `schema.name` is a table (a view of that name does not count)."""
     schema, name = table.split(".")
     # fetchall: DuckDB 2 keeps a result open until it is read to the end.
     rows = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = ? AND table_name = ? AND table_type = 'BASE TABLE'",
         [schema, name],
     ).fetchall()
     return bool(rows[0][0])

@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from etl.paths import SCHEMAS_DIR
+
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
     from great_expectations.data_context import AbstractDataContext
@@ -48,7 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 SEVERITIES = ("error", "warn")
-SUITES_DIR = Path(__file__).resolve().parents[2] / "schemas" / "suites"
+SUITES_DIR = SCHEMAS_DIR / "suites"
 SKIPPED_NO_HISTORY = {"skipped": "no history"}
 _GX_SEVERITY = {"error": "critical", "warn": "warning"}
 _INDEX_KEY = "etl_index"  # meta key mapping GX results back to suite positions

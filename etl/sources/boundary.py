@@ -7,6 +7,7 @@ import polars as pl
 import shapely
 
 from etl.integrate.geo import load_boundary
+from etl.publish.warehouse import table_exists
 from etl.sources.files import FileRef, SourceError
 
 
@@ -31,12 +32,7 @@ def read_boundary(ref: FileRef, run_id: str) -> tuple[shapely.Geometry, pl.DataF
 
 def stored_boundary(con: duckdb.DuckDBPyConnection, table: str) -> shapely.Geometry | None:
     """The polygon an earlier run stored, prepared for point tests; None if there is none."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_schema || '.' || table_name = ?",
-        [table],
-    ).fetchall()[0][0]
-    if not exists:
+    if not table_exists(con, table):
         return None
     rows = con.execute(f"SELECT wkt FROM {table}").fetchall()
     if not rows:
