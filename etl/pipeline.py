@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -187,6 +187,7 @@ class _Run:
         self.models = models.discover()
         self.models_sha = models.fingerprint(self.models)
         self.boundary: shapely.Geometry | None = None
+        self.seen_keys: pl.DataFrame | None = None  # of a file staged in pieces, so far
         self.writer = _Writer(con)
 
     def execute(self, full_refresh: bool) -> RunResult:
@@ -204,14 +205,17 @@ class _Run:
         self.reporter.start(len(todo))
         pending: list[tuple[FileRead, FileOutcome]] = []
         for (ref, source), fetched in _prefetch(todo):
-            read = self._read_file(ref, source, fetched)
+            read = self._read_file(ref, source, fetched.result())
+            del fetched  # the file's bytes: parsed now, and large
             self.reporter.advance(ref.path)
             if read is None:
                 continue
-            if pending and not _same_batch(pending, read):
-                self._stage(pending)
-                pending = []
-            pending.append(read)
+            file, outcome = read
+            for piece in file.pieces(BATCH_ROWS):
+                if pending and not _same_batch(pending, piece):
+                    self._stage(pending)
+                    pending = []
+                pending.append((piece, outcome))
         if pending:
             self._stage(pending)
         self.writer.close()
@@ -313,30 +317,38 @@ class _Run:
         reads = [read for read, _ in pending]
         name = reads[0].ref.source
         batch: StagedBatch = stage_files(
-            reads, self.config.sources[name], self.run_id, self.checkers[name], self.boundary
+            reads,
+            self.config.sources[name],
+            self.run_id,
+            self.checkers[name],
+            self.boundary,
+            self.seen_keys,
         )
+        self.seen_keys = batch.seen_keys
         writes = [(f"staging.{name}", batch.staged), ("quality.quarantine", batch.quarantine)]
         self.writer.submit([(table, frame) for table, frame in writes if frame.height])
         self.reasons.update(batch.reason_counts)
-        for read, outcome in pending:
-            counts = batch.counts[read.ref.path]
+        # A large file comes in pieces over several batches: its outcome adds up their counts.
+        last_piece = {read.ref.path: (read, outcome) for read, outcome in pending}
+        for path, (read, outcome) in last_piece.items():
+            counts = batch.counts[path]
             if counts.rows_staged + counts.rows_quarantined != counts.rows_read:
                 raise RuntimeError(
-                    f"{outcome.path}: {counts.rows_read} rows read but {counts.rows_staged} "
+                    f"{path}: {counts.rows_read} rows read but {counts.rows_staged} "
                     f"staged + {counts.rows_quarantined} quarantined"
                 )
             outcome.layout = read.layout.name if read.layout else None
-            outcome.rows_read, outcome.rows_staged = counts.rows_read, counts.rows_staged
-            outcome.rows_flagged, outcome.rows_quarantined = (
-                counts.rows_flagged,
-                counts.rows_quarantined,
-            )
+            outcome.rows_read += counts.rows_read
+            outcome.rows_staged += counts.rows_staged
+            outcome.rows_flagged += counts.rows_flagged
+            outcome.rows_quarantined += counts.rows_quarantined
             outcome.blank_lines, outcome.control_total = counts.blank_lines, counts.control_total
-            self.outcomes.append(outcome)
-            self.reporter.log(
-                f"{outcome.path}: {counts.rows_read} read, {counts.rows_staged} staged, "
-                f"{counts.rows_quarantined} quarantined"
-            )
+            if read.last:
+                self.outcomes.append(outcome)
+                self.reporter.log(
+                    f"{path}: {outcome.rows_read} read, {outcome.rows_staged} staged, "
+                    f"{outcome.rows_quarantined} quarantined"
+                )
 
     def _fail(self, outcome: FileOutcome) -> None:
         self.outcomes.append(outcome)
@@ -508,11 +520,9 @@ class _Writer:
             pending.result()
 
 
-def _same_batch(
-    pending: list[tuple[FileRead, FileOutcome]], item: tuple[FileRead, FileOutcome]
-) -> bool:
+def _same_batch(pending: list[tuple[FileRead, FileOutcome]], read: FileRead) -> bool:
     """Whether a file joins the batch being gathered: same source and layout, room left."""
-    first, read = pending[0][0], item[0]
+    first = pending[0][0]
     rows = sum(r.raw.frame.height for r, _ in pending) + read.raw.frame.height
     return (
         first.ref.source == read.ref.source and first.layout == read.layout and rows <= BATCH_ROWS
@@ -521,10 +531,12 @@ def _same_batch(
 
 def _prefetch(
     todo: list[tuple[FileRef, Source]],
-) -> Iterator[tuple[tuple[FileRef, Source], _Fetched]]:
+) -> Iterator[tuple[tuple[FileRef, Source], Future[_Fetched]]]:
     """Each file's bytes, inflating the next file in a thread while the caller parses this one.
 
     Inflating and hashing release the GIL, so they overlap with parsing on the second core.
+    The caller gets a future and the only reference to it, so the bytes are freed as soon as
+    it is done with them, not when it asks for the next file.
     """
 
     def fetch(ref: FileRef) -> _Fetched:
@@ -535,8 +547,9 @@ def _prefetch(
         return data, hashlib.sha256(data).hexdigest()
 
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending: Future | None = pool.submit(fetch, todo[0][0]) if todo else None
+        futures = deque([pool.submit(fetch, todo[0][0])] if todo else [])
         for index, item in enumerate(todo):
-            data = pending.result()
-            pending = pool.submit(fetch, todo[index + 1][0]) if index + 1 < len(todo) else None
-            yield item, data
+            futures[0].result()  # one file inflating at a time: memory stays bounded
+            if index + 1 < len(todo):
+                futures.append(pool.submit(fetch, todo[index + 1][0]))
+            yield item, futures.popleft()

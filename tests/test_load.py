@@ -187,3 +187,35 @@ def test_values_padded_with_spaces_are_trimmed(wh):
     result = wh.run()
     assert result.total("rows_quarantined") == 0
     assert staged(wh, "distance_miles, payment_type") == [(2.10, 2), (2.10, 1)]
+
+
+def test_large_file_staged_in_pieces_equals_it_staged_whole(tmp_path, monkeypatch):
+    """Memory follows the batch, not the file: a member over BATCH_ROWS is staged in pieces.
+    Pieces must not change a count, a line number or a reason; a key repeated across two
+    pieces is still a duplicate."""
+    from conftest import Warehouse
+
+    import etl.pipeline
+
+    rows = [trip(k, FAREAMOUNT=f"{10 + k % 7}.00") for k in range(1, 101)]
+    rows[10]["FAREAMOUNT"] = "-4.00"  # piece 1: quarantined
+    rows[75]["OBJECTID"] = "5"  # piece 4 repeats a key of piece 1
+    rows[90]["OBJECTID"] = "77"  # ... and one of its own piece
+    outcomes, tables = [], []
+    for batch_rows in (1_000, 30):
+        monkeypatch.setattr(etl.pipeline, "BATCH_ROWS", batch_rows)
+        wh = Warehouse(tmp_path / str(batch_rows))
+        zip_2016(wh, rows)
+        result = wh.run()
+        outcomes.append([(f.rows_read, f.rows_staged, f.rows_quarantined) for f in result.files])
+        tables.append(
+            (
+                staged(wh, "_line, source_record_id, fare_usd, _flags"),
+                wh.query("SELECT line, reasons FROM quality.quarantine ORDER BY line"),
+                wh.query("SELECT rows_read, rows_staged, rows_quarantined FROM quality.files"),
+            )
+        )
+    assert outcomes[0] == outcomes[1] == [(100, 97, 3)]
+    assert tables[0] == tables[1]
+    assert tables[1][1] == [(12, ["fare_out_of_range"]), (77, ["duplicate_key"]),
+                            (92, ["duplicate_key"])]  # fmt: skip

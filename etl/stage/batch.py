@@ -16,7 +16,7 @@ fixed cost of every step hundreds of times. In order:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import polars as pl
 import shapely
@@ -40,11 +40,29 @@ RowChecker = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 
 @dataclass(frozen=True)
 class FileRead:
-    """One file parsed into raw text rows."""
+    """One file parsed into raw text rows, or one piece of a large file (`pieces`)."""
 
     ref: FileRef
     layout: Layout | None
     raw: RawBatch
+    last: bool = True  # False for a piece that more pieces of the same file follow
+
+    def pieces(self, max_rows: int) -> list[FileRead]:
+        """The file as consecutive slices of at most `max_rows` rows, so that a large file is
+        staged a piece at a time and memory follows the piece, not the file. Slicing copies no
+        data; each piece keeps the file's counts (blank lines, control total)."""
+        height = self.raw.frame.height
+        if height <= max_rows:
+            return [self]
+        starts = range(0, height, max_rows)
+        return [
+            replace(
+                self,
+                raw=replace(self.raw, frame=self.raw.frame.slice(start, max_rows)),
+                last=start + max_rows >= height,
+            )
+            for start in starts
+        ]
 
 
 @dataclass
@@ -68,6 +86,8 @@ class StagedBatch:
     quarantine: pl.DataFrame  # quality.quarantine rows
     counts: dict[str, FileCounts]  # by file path
     reason_counts: dict[str, int] = field(default_factory=dict)
+    # `_file` and key fields of the rows of files whose next pieces are still to come
+    seen_keys: pl.DataFrame | None = None
 
 
 def read_file(ref: FileRef, source: Source, data: bytes) -> FileRead:
@@ -117,8 +137,13 @@ def stage_files(
     run_id: str,
     check_rows: RowChecker,
     boundary: shapely.Geometry | None = None,
+    seen_keys: pl.DataFrame | None = None,
 ) -> StagedBatch:
-    """Stage and row-check files of one source and layout together; count per file."""
+    """Stage and row-check files of one source and layout together; count per file.
+
+    `seen_keys` are the keys of the earlier pieces of a file staged in pieces (the previous
+    batch's `StagedBatch.seen_keys`): a key repeated across pieces is a duplicate too.
+    """
     columns = source.columns_for(reads[0].layout)
     raw = pl.concat(
         [r.raw.frame.with_columns(pl.lit(r.ref.path).alias(FILE)) for r in reads],
@@ -126,15 +151,23 @@ def stage_files(
     )
     if source.format == "jsonl":
         raw = extract_fields(raw, columns)
-    canonical = _canonical(raw, source, columns, boundary)
+    canonical = _canonical(raw, source, columns, boundary, seen_keys)
+    continued = [r.ref.path for r in reads if not r.last]
+    keys = [k for k in source.key if k in canonical.columns]
+    if continued and keys:
+        earlier = [seen_keys] if seen_keys is not None else []
+        mine = canonical.filter(pl.col(FILE).is_in(continued)).select(FILE, *keys)
+        seen_keys = pl.concat([*earlier, mine]).filter(pl.col(FILE).is_in(continued))
+    else:
+        seen_keys = None
     staged, rejected = _check(canonical, source, check_rows)
     staged = staged.select(pl.lit(run_id).alias("_run_id"), pl.all().exclude(PARSE_ERRORS, REASONS))
-    counts = {
-        r.ref.path: FileCounts(
-            r.raw.frame.height, r.raw.blank_lines, r.raw.control_total, r.raw.trailer_found
-        )
-        for r in reads
-    }
+    counts: dict[str, FileCounts] = {}
+    for r in reads:
+        file = r.raw
+        counts.setdefault(
+            r.ref.path, FileCounts(0, file.blank_lines, file.control_total, file.trailer_found)
+        ).rows_read += file.frame.height
     _count_per_file(counts, staged, rejected)
     header = tuple(dict.fromkeys(c for r in reads for c in r.raw.header))
     return StagedBatch(
@@ -143,6 +176,7 @@ def stage_files(
                                     run_id=run_id),
         counts=counts,
         reason_counts=_count_reasons(rejected, staged),
+        seen_keys=seen_keys,
     )  # fmt: skip
 
 
@@ -173,9 +207,10 @@ def _canonical(
     source: Source,
     columns: dict[str, Column],
     boundary: shapely.Geometry | None,
+    seen_keys: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Typed canonical fields, with derived fields, repairs and in-DC tests."""
-    frame = stage_frame(raw, columns, source.null_tokens, source.key)
+    frame = stage_frame(raw, columns, source.null_tokens, source.key, seen_keys)
     if "duration_s" not in frame.columns and {"pickup_at", "dropoff_at"} <= set(frame.columns):
         # Sources with second-precision times carry no duration column: it is the difference.
         seconds = (pl.col("dropoff_at") - pl.col("pickup_at")).dt.total_seconds(fractional=True)

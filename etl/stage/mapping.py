@@ -42,10 +42,12 @@ def stage_frame(
     columns: dict[str, Column],
     null_tokens: tuple[str, ...],
     key: tuple[str, ...] = (),
+    seen_keys: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """The canonical frame: lineage (`_file` if present, `_line`), one column per mapped field,
     and `_parse_errors`. A row whose `key` fields repeat an earlier row of the same file gets
-    the reason `duplicate_key`.
+    the reason `duplicate_key`; `seen_keys` (`_file` and the key fields) holds the keys of the
+    earlier pieces of a file staged a piece at a time.
 
     Values are parsed as they are; only the rows where some value failed are parsed again with
     the spaces around their values trimmed (` 12.50 `, ` NULL `). Trimming every value of every
@@ -75,9 +77,11 @@ def stage_frame(
     keys = [k for k in key if k in present]
     if keys:
         within_file = [FILE, *keys] if FILE in raw.columns else keys
-        frame = frame.with_columns(
-            (~pl.struct(within_file).is_first_distinct()).alias(f"__fail_{len(reasons)}")
-        )
+        repeated = ~pl.struct(within_file).is_first_distinct()
+        if seen_keys is not None and seen_keys.height:
+            earlier = seen_keys.select(pl.struct(within_file)).to_series().implode()
+            repeated = repeated | pl.struct(within_file).is_in(earlier)
+        frame = frame.with_columns(repeated.alias(f"__fail_{len(reasons)}"))
         reasons.append(DUPLICATE_KEY)
     absent = [pl.lit(None, DTYPES[c.type]).alias(f) for f, c in columns.items() if f not in present]
     frame = frame.with_columns(absent)
