@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from dfhv import HEADER_2015, member_text, trip, write_zip
 
 
@@ -62,7 +63,8 @@ def test_unparseable_value_is_quarantined_with_reason_and_raw_text(wh):
     assert line == 3
 
 
-def test_local_time_to_utc_on_both_sides_of_daylight_saving(wh):
+@pytest.mark.parametrize("copies", [1, 3])  # 3: times repeat, converted once per distinct text
+def test_local_time_to_utc_on_both_sides_of_daylight_saving(wh, copies):
     times = {
         1: "03/12/2023 01:00",  # EST, before the spring change
         2: "03/12/2023 02:00",  # skipped: read with the offset before the change
@@ -71,7 +73,11 @@ def test_local_time_to_utc_on_both_sides_of_daylight_saving(wh):
         5: "11/05/2023 01:00",  # repeated: the first (daylight) one
         6: "11/05/2023 02:00",  # EST
     }
-    rows = [trip(k, ORIGINDATETIME_TR=t, DESTINATIONDATETIME_TR=t) for k, t in times.items()]
+    rows = [
+        trip(k + 10 * copy, ORIGINDATETIME_TR=t, DESTINATIONDATETIME_TR=t)
+        for copy in range(copies)
+        for k, t in times.items()
+    ]
     zip_2016(wh, rows)
     wh.run()
     got = [row[0] for row in staged(wh, "pickup_at")]
@@ -83,7 +89,7 @@ def test_local_time_to_utc_on_both_sides_of_daylight_saving(wh):
         datetime(2023, 11, 5, 5, tzinfo=UTC),
         datetime(2023, 11, 5, 7, tzinfo=UTC),
     ]
-    assert got == expected
+    assert got == expected * copies
 
 
 def test_lineage_line_is_the_line_of_the_member(wh):
@@ -219,3 +225,26 @@ def test_large_file_staged_in_pieces_equals_it_staged_whole(tmp_path, monkeypatc
     assert tables[0] == tables[1]
     assert tables[1][1] == [(12, ["fare_out_of_range"]), (77, ["duplicate_key"]),
                             (92, ["duplicate_key"])]  # fmt: skip
+
+
+@pytest.mark.parametrize("copies", [1, 4])
+def test_daylight_saving_reject_policies_give_reasons_however_often_times_repeat(copies):
+    """Conversions run once per distinct time text when times repeat (DFHV rounds to the
+    hour): the outcome of every row, reasons included, must not depend on that."""
+    import polars as pl
+
+    from etl.config.models import Column
+    from etl.stage.mapping import PARSE_ERRORS, stage_frame
+
+    column = Column.model_validate(
+        {"from": "T", "type": "timestamp", "format": "%m/%d/%Y %H:%M",
+         "timezone": "America/New_York", "ambiguous": "reject", "nonexistent": "reject"}
+    )  # fmt: skip
+    texts = ["03/12/2023 02:30", "11/05/2023 01:30", "11/05/2023 03:00", "13/45/2023 00:00", None]
+    raw = pl.DataFrame({"_line": range(2, 2 + 5 * copies), "T": texts * copies})
+    staged = stage_frame(raw, {"at": column}, null_tokens=("", "NULL"))
+    assert staged["at"].to_list() == [None, None, datetime(2023, 11, 5, 8, tzinfo=UTC), None,
+                                      None] * copies  # fmt: skip
+    assert staged[PARSE_ERRORS].to_list() == [
+        ["nonexistent_local_time:at"], ["ambiguous_local_time:at"], [], ["unparseable:at"], [],
+    ] * copies  # fmt: skip

@@ -108,10 +108,33 @@ def _parse(
         texts.append(pl.when(text.is_in(tokens)).then(None).otherwise(text).alias(_text(field)))
     lineage = [c for c in (FILE, LINE) if c in raw.columns]
     frame = raw.select(*lineage, *_passthrough(raw), *texts)
-    frame = frame.with_columns(expr for step in steps for expr in step.parse)
-    frame = frame.with_columns(expr for step in steps for expr in step.derive)
-    frame = frame.with_columns(step.value.alias(step.field) for step in steps)
+    per_row = []
+    for step in steps:
+        looked_up = _once_per_text(frame, step) if step.once_per_text else None
+        if looked_up is None:
+            per_row.append(step)
+        else:
+            frame = looked_up
+    frame = frame.with_columns(expr for step in per_row for expr in step.parse)
+    frame = frame.with_columns(expr for step in per_row for expr in step.derive)
+    frame = frame.with_columns(step.value.alias(step.field) for step in per_row)
     return frame.with_columns(cond.alias(f"__fail_{i}") for i, (_, cond) in enumerate(failures))
+
+
+def _once_per_text(frame: pl.DataFrame, step: _Conversion) -> pl.DataFrame | None:
+    """The step's helpers and value computed once per distinct text and joined back, or None
+    when most texts are distinct. DFHV rounds its times to the hour: a month of a million rows
+    holds ~750 distinct times, and the time-zone rules cost far more than the join."""
+    text = _text(step.field)
+    distinct = frame.select(text).unique()
+    if distinct.height * 2 > frame.height:
+        return None
+    done = (
+        distinct.with_columns(step.parse)
+        .with_columns(step.derive)
+        .with_columns(step.value.alias(step.field))
+    )
+    return frame.join(done, on=text, how="left", nulls_equal=True, maintain_order="left")
 
 
 def _passthrough(raw: pl.DataFrame) -> list[str]:
@@ -163,6 +186,7 @@ class _Conversion:
     value: pl.Expr  # the typed value, from the text and helpers
     failures: list[tuple[str, pl.Expr]]  # (reason, condition on the value and helpers)
     derive: list[pl.Expr] = dataclasses.field(default_factory=list)  # helpers computed from helpers
+    once_per_text: bool = False  # costly enough to compute once per distinct text
 
     @classmethod
     def of(cls, field: str, column: Column) -> _Conversion:
@@ -213,7 +237,17 @@ def _timestamp(field: str, column: Column) -> _Conversion:
         .dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
         .alias(f"__shifted_{field}"),
     ]
-    dst_gap = naive.is_not_null() & local.is_null() & shifted.is_not_null()
+    # Skipped, not repeated: null even when a repeated time may take its first reading. When
+    # the policy is that reading already, `local` says it; otherwise it is asked separately.
+    exists = local
+    if ambiguous != "earliest":
+        exists = pl.col(f"__exists_{field}")
+        helpers.append(
+            naive.dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null").alias(
+                f"__exists_{field}"
+            )
+        )
+    dst_gap = naive.is_not_null() & exists.is_null()
     chosen = local
     if column.nonexistent == "shift_forward":
         chosen = pl.when(dst_gap).then(shifted).otherwise(local)
@@ -224,7 +258,7 @@ def _timestamp(field: str, column: Column) -> _Conversion:
         (f"nonexistent_local_time:{field}", lost & dst_gap),
         (f"ambiguous_local_time:{field}", lost & ~dst_gap),
     ]
-    return _Conversion(field, parse, value, failures, derive=helpers)
+    return _Conversion(field, parse, value, failures, derive=helpers, once_per_text=True)
 
 
 def require_columns(present: Sequence[str], columns: dict[str, Column]) -> None:
