@@ -293,3 +293,23 @@ def test_dc_taxi_quarantine_is_exactly_the_planted_defects(loaded):
         "AND (raw->>'ORIGIN_BLOCK_LATITUDE') IS NULL"
     )
     assert flags["pickup_not_geocoded"] + quarantined_without_pickup == planted_pickups
+
+
+@pytest.mark.parametrize(
+    ("data", "lines", "blank"),
+    [
+        (b"", [], 0),  # a day without jobs
+        (b'{"a":1}', [(1, '{"a":1}')], 0),  # no newline at the end
+        (b'{"a":1}\r\n\r\n{"b":2}\r\n', [(1, '{"a":1}'), (3, '{"b":2}')], 1),
+        (b'\n  \n{"a":1}\n', [(3, '{"a":1}')], 2),
+        # A control character a CSV reader would take for its separator: one line all the same,
+        # for the JSON check to reject.
+        (b'{"a":"x\x1fy"}\n{"b":2}\n', [(1, '{"a":"x\x1fy"}'), (2, '{"b":2}')], 0),
+    ],
+)
+def test_json_lines_are_split_and_numbered_as_the_file_has_them(data, lines, blank):
+    from etl.sources.jsonl import parse_jsonl
+
+    raw = parse_jsonl(data, {})
+    assert raw.frame.rows() == lines
+    assert raw.blank_lines == blank

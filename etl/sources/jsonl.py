@@ -39,18 +39,15 @@ def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise SourceError(f"not valid UTF-8: byte 0x{data[err.start]:02x} on line {line}") from None
-    if not data or data.isspace():
-        # A day without jobs is an empty export: zero rows, not a broken file.
-        data = b"\n"
-    lines = pl.read_csv(
-        data,
-        has_header=False,
-        separator="\x1f",  # never in JSON text unescaped: one whole line per row
-        quote_char=None,
-        new_columns=["line"],
-        infer_schema=False,
-    ).with_row_index(LINE, offset=1)
-    blank = lines["line"].is_null() | (lines["line"].str.strip_chars() == "")
+    # Split natively, whatever the line holds (a CSV reader would cut a broken line at its
+    # separator). A day without jobs is an empty export: zero rows, not a broken file.
+    text = pl.Series("line", [data], dtype=pl.Binary).cast(pl.Utf8).str.split("\n").explode()
+    if b"\r" in data:
+        text = text.str.strip_suffix("\r")
+    lines = text.to_frame().with_row_index(LINE, offset=1)
+    if not data or data.endswith(b"\n"):  # what follows the last newline is not a line
+        lines = lines.slice(0, lines.height - 1)
+    blank = ~lines["line"].str.contains(r"\S")  # stops at a line's first character
     blank_lines = int(blank.sum())
     lines = lines.filter(~blank).with_columns(pl.col(LINE).cast(pl.Int64))
 
