@@ -2,6 +2,7 @@
 
     python bench/run.py [--scale 50] [--seed 7] [--groups load,peers,startup]
     python bench/run.py --groups scaling,incremental      # 1, 5 and 20 M rows: slow
+    python bench/run.py --repeat 3                         # medians of 3 interleaved rounds
 
 Each case runs as a whole process (wall time, CPU time and peak RSS from wait4), one after the
 other on the same files, so ratios measured in one run compare like with like on a shared,
@@ -29,6 +30,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import sys
 import zipfile
 from datetime import UTC, datetime
@@ -263,7 +265,7 @@ def machine() -> dict:
     }
 
 
-def write_results(label: str, rows: int, results: list[Measurement]) -> Path:
+def write_results(label: str, rows: int, results: list[Measurement], rounds: int = 1) -> Path:
     out = BENCH / "results"
     out.mkdir(exist_ok=True)
     stem = f"{datetime.now(UTC):%Y-%m-%d}-{label}"
@@ -271,6 +273,10 @@ def write_results(label: str, rows: int, results: list[Measurement]) -> Path:
     floor = next((m for m in results if m.name.startswith("floor")), None)
     lines = [
         f"# Benchmark: {label} ({rows:,} DC taxi rows where one scale applies)",
+        "",
+        f"Each figure: the median of {rounds} interleaved round(s); peak memory the highest."
+        if rounds > 1
+        else "Each figure: one round.",
         "",
         f"{info['cores']} cores, {info['memory_gb']} GB, Python {info['python']}, load average "
         f"at the end {', '.join(f'{x:.1f}' for x in info['load_average'])}; "
@@ -289,6 +295,7 @@ def write_results(label: str, rows: int, results: list[Measurement]) -> Path:
     payload = {
         "label": label,
         "rows": rows,
+        "rounds": rounds,
         "machine": info,
         "results": [m.as_dict() for m in results],
     }
@@ -301,27 +308,56 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=50.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--groups", default="load,peers,startup")
+    parser.add_argument(
+        "--repeat", type=int, default=1,
+        help="run the groups this many times over and report each case's median",
+    )  # fmt: skip
     args = parser.parse_args()
     groups = [g for g in re.split(r"[,\s]+", args.groups) if g]
     unknown = set(groups) - GROUPS
     if unknown:
         parser.error(f"unknown group(s) {sorted(unknown)}; choose from {sorted(GROUPS)}")
     WORK.mkdir(exist_ok=True)
-    results: list[Measurement] = []
+    rounds = [run_groups(groups, args.scale, args.seed) for _ in range(max(args.repeat, 1))]
+    label = f"scale{args.scale:g}-{'-'.join(groups)}"
     rows = int(args.scale * ROWS_PER_SCALE)
+    report = write_results(label, rows, median_of(rounds), len(rounds))
+    print(report.read_text())
+
+
+def run_groups(groups: list[str], scale: float, seed: int) -> list[Measurement]:
+    """One round: every case of the groups, one after the other."""
+    results: list[Measurement] = []
     if {"load", "peers", "startup"} & set(groups):
-        root = sample_data(args.scale, args.seed)
+        root = sample_data(scale, seed)
         members = extract_members(root)
         for name in ("load", "peers", "startup"):
             if name in groups:
                 results += globals()[f"group_{name}"](root, members)
         shutil.rmtree(members)
     if "scaling" in groups:
-        results += group_scaling(args.seed)
+        results += group_scaling(seed)
     if "incremental" in groups:
-        results += group_incremental(args.seed)
-    report = write_results(f"scale{args.scale:g}-{'-'.join(groups)}", rows, results)
-    print(report.read_text())
+        results += group_incremental(seed)
+    return results
+
+
+def median_of(rounds: list[list[Measurement]]) -> list[Measurement]:
+    """Each case's median wall and CPU time over the rounds, and its highest peak and exit code.
+
+    Rounds interleave the cases, so a slow minute on a shared machine slows one round of every
+    case rather than every round of one case: the medians compare like with like.
+    """
+    return [
+        Measurement(
+            name=runs[0].name,
+            wall_s=statistics.median(m.wall_s for m in runs),
+            cpu_s=statistics.median(m.cpu_s for m in runs),
+            peak_rss_mb=max(m.peak_rss_mb for m in runs),
+            exit_code=max(m.exit_code for m in runs),
+        )
+        for runs in zip(*rounds, strict=True)
+    ]
 
 
 if __name__ == "__main__":
