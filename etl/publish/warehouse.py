@@ -46,11 +46,13 @@ def memory_limit(con: duckdb.DuckDBPyConnection, limit: str) -> Iterator[None]:
     that only appends, the pool would grow with the rows loaded and nothing would read them.
     """
     configured = _setting(con, "memory_limit")
-    if _bytes(limit) < _bytes(configured):
-        con.execute(f"SET memory_limit = '{limit}'")
+    if _bytes(limit) >= _bytes(configured):
+        yield
+        return
+    con.execute(f"SET memory_limit = '{limit}'")
     try:
         yield
-    finally:
+    finally:  # as DuckDB wrote it: '953.6 MiB' for 1GB, within 0.1%
         con.execute(f"SET memory_limit = '{configured}'")
 
 
