@@ -16,9 +16,8 @@ run finds the rows of a run that never published and removes them.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -37,15 +36,15 @@ from etl.publish.build import ReconciliationError, build_curated
 from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
 from etl.quality.rowspec import RowSpecError, load_row_spec
 from etl.sources.boundary import read_boundary, stored_boundary
-from etl.sources.fetch import read_bytes
+from etl.sources.fetch import Piece, read_pieces
 from etl.sources.files import Broken, FileRef, SourceError, discover
 from etl.stage.batch import (
     ControlTotalError,
     FileRead,
+    FileReader,
     RowChecker,
     StagedBatch,
     empty_staging_frame,
-    read_file,
     reject_unparseable,
     stage_files,
 )
@@ -56,12 +55,13 @@ EXIT_OK, EXIT_AUDIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 # the fixed cost of each step over a year of small daily files, small enough to bound memory.
 BATCH_ROWS = 500_000
 
+# Files are read and parsed in pieces of whole lines of about this many bytes, so that memory
+# follows the piece, not the file (a 5 M-row DFHV month is 50 MB of text, a 20 M-row one 200 MB).
+PIECE_BYTES = 64 << 20
+
 # DuckDB's buffer pool while files load: appending needs little, and what it caches nobody reads
 # until the audits (at 20 M rows the pool otherwise grew to its cap, +0.6 GB of peak memory).
 LOAD_MEMORY = "256MB"
-
-# A file's bytes and their sha256, or why they could not be read.
-_Fetched = tuple[bytes, str] | SourceError
 
 
 class Reporter(Protocol):
@@ -96,6 +96,7 @@ class FileOutcome:
     rows_quarantined: int = 0
     blank_lines: int = 0
     control_total: int | None = None
+    reasons: Counter = field(default_factory=Counter)  # rows per reason and flag
 
 
 @dataclass
@@ -185,7 +186,6 @@ class _Run:
         self.reporter = reporter
         self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         self.outcomes: list[FileOutcome] = []
-        self.reasons: Counter = Counter()
         self.checks: list[SourceCheck] = []
         self.skipped = 0
         self.models = models.discover()
@@ -274,45 +274,56 @@ class _Run:
     # -- write ----------------------------------------------------------------------------------
 
     def _load(self, todo: list[tuple[FileRef, Source]]) -> None:
-        """Read, stage and write every file to load, a batch at a time."""
+        """Read, stage and write every file to load, a batch of pieces at a time."""
         pending: list[tuple[FileRead, FileOutcome]] = []
-        for (ref, source), fetched in _prefetch(todo):
-            read = self._read_file(ref, source, fetched.result())
-            del fetched  # the file's bytes: parsed now, and large
-            self.reporter.advance(ref.path)
+        reader: FileReader | None = None
+        for ref, source, piece in _prefetch(todo):
+            if reader is None or reader.ref is not ref:
+                reader = FileReader(ref, source)
+                outcome = FileOutcome(
+                    ref.source, ref.path, "loaded", size_bytes=ref.size_bytes,
+                    fingerprint=ref.fingerprint,
+                )  # fmt: skip
+            if outcome.status == "failed":
+                continue  # the rest of a file that failed
+            read = self._read_piece(reader, outcome, piece, pending)
+            del piece  # parsed now, and large
             if read is None:
                 continue
-            file, outcome = read
-            for piece in file.pieces(BATCH_ROWS):
-                if pending and not _same_batch(pending, piece):
-                    self._stage(pending)
-                    pending = []
-                pending.append((piece, outcome))
+            if pending and not _same_batch(pending, read):
+                self._stage(pending)
+                pending = []
+            pending.append((read, outcome))
         if pending:
             self._stage(pending)
         self.writer.close()
 
-    def _read_file(
-        self, ref: FileRef, source: Source, fetched: _Fetched
-    ) -> tuple[FileRead, FileOutcome] | None:
-        """Parse one file; a boundary is stored at once. None when there is nothing to stage."""
-        outcome = FileOutcome(
-            ref.source, ref.path, "loaded", size_bytes=ref.size_bytes, fingerprint=ref.fingerprint
-        )
+    def _read_piece(
+        self,
+        reader: FileReader,
+        outcome: FileOutcome,
+        piece: Piece | SourceError,
+        pending: list[tuple[FileRead, FileOutcome]],
+    ) -> FileRead | None:
+        """Parse a file's next piece; a boundary is stored once read. None: nothing to stage."""
+        read = None
         try:
-            if isinstance(fetched, SourceError):
-                raise fetched
-            data, outcome.sha256 = fetched
-            if source.entity == "boundary":
-                self._store_boundary(ref, outcome)
-                return None
-            return read_file(ref, source, data), outcome
+            if isinstance(piece, SourceError):
+                raise piece
+            if piece.last:
+                outcome.sha256 = piece.sha256
+            if reader.source.entity == "boundary":
+                if piece.last:
+                    self._store_boundary(reader.ref, outcome)
+            else:
+                read = reader.read(piece.data, piece.last)
         except SourceError as exc:
-            outcome.status, outcome.reason = "failed", str(exc)
-            if isinstance(exc, ControlTotalError):
-                outcome.rows_read, outcome.control_total = exc.rows_read, exc.control_total
-            self._fail(outcome)
+            self._abandon(outcome, exc, pending)
+            self.reporter.advance(reader.ref.path)
             return None
+        if piece.last:
+            self.reporter.advance(reader.ref.path)
+        return read
 
     def _store_boundary(self, ref: FileRef, outcome: FileOutcome) -> None:
         self.boundary, row = read_boundary(ref, self.run_id)
@@ -336,7 +347,6 @@ class _Run:
         self.seen_keys = batch.seen_keys
         writes = [(f"staging.{name}", batch.staged), ("quality.quarantine", batch.quarantine)]
         self.writer.submit([(table, frame) for table, frame in writes if frame.height])
-        self.reasons.update(batch.reason_counts)
         # A large file comes in pieces over several batches: its outcome adds up their counts.
         last_piece = {read.ref.path: (read, outcome) for read, outcome in pending}
         for path, (read, outcome) in last_piece.items():
@@ -351,13 +361,40 @@ class _Run:
             outcome.rows_staged += counts.rows_staged
             outcome.rows_flagged += counts.rows_flagged
             outcome.rows_quarantined += counts.rows_quarantined
-            outcome.blank_lines, outcome.control_total = counts.blank_lines, counts.control_total
+            outcome.blank_lines += counts.blank_lines
+            if counts.trailer_found:
+                outcome.control_total = counts.control_total
+            outcome.reasons.update(batch.reason_counts.get(path, {}))
             if read.last:
                 self.outcomes.append(outcome)
                 self.reporter.log(
                     f"{path}: {outcome.rows_read} read, {outcome.rows_staged} staged, "
                     f"{outcome.rows_quarantined} quarantined"
                 )
+
+    def _abandon(
+        self, outcome: FileOutcome, error: SourceError, pending: list[tuple[FileRead, FileOutcome]]
+    ) -> None:
+        """A file failed, perhaps after some of its pieces were staged: none of it stays."""
+        pending[:] = [(read, o) for read, o in pending if o is not outcome]
+        if outcome.rows_read:
+            self.writer.flush()
+            self.con.execute(
+                f"DELETE FROM staging.{outcome.source} WHERE _run_id = ? AND _file = ?",
+                [self.run_id, outcome.path],
+            )
+            self.con.execute(
+                "DELETE FROM quality.quarantine WHERE run_id = ? AND file = ?",
+                [self.run_id, outcome.path],
+            )
+            self.seen_keys = None  # they were this file's: only one file is read at a time
+        outcome.rows_read = outcome.rows_staged = outcome.rows_flagged = 0
+        outcome.rows_quarantined = outcome.blank_lines = 0
+        outcome.reasons.clear()
+        outcome.status, outcome.reason = "failed", str(error)
+        if isinstance(error, ControlTotalError):
+            outcome.rows_read, outcome.control_total = error.rows_read, error.control_total
+        self._fail(outcome)
 
     def _fail(self, outcome: FileOutcome) -> None:
         self.outcomes.append(outcome)
@@ -469,7 +506,7 @@ class _Run:
             exit_code, status, message = EXIT_OK, "published", "ok"
         result = RunResult(
             self.run_id, status, exit_code, self.outcomes, self.skipped, published, message,
-            self.reasons, self.checks,
+            sum((o.reasons for o in self.outcomes), Counter()), self.checks,
         )  # fmt: skip
         loaded = sum(o.status == "loaded" for o in self.outcomes)
         self.con.execute(
@@ -511,22 +548,23 @@ class _Writer:
         self.pending: Future | None = None
 
     def submit(self, writes: list[tuple[str, pl.DataFrame]]) -> None:
-        self._wait()
+        self.flush()
         self.pending = self.pool.submit(self._write, writes)
 
     def close(self) -> None:
-        self._wait()
+        self.flush()
         self.pool.shutdown()
         self.cursor.close()
+
+    def flush(self) -> None:
+        """Wait for the batch in flight to be written."""
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            pending.result()
 
     def _write(self, writes: list[tuple[str, pl.DataFrame]]) -> None:
         for table, frame in writes:
             warehouse.append(self.cursor, table, frame)
-
-    def _wait(self) -> None:
-        if self.pending is not None:
-            pending, self.pending = self.pending, None
-            pending.result()
 
 
 def _same_batch(pending: list[tuple[FileRead, FileOutcome]], read: FileRead) -> bool:
@@ -540,25 +578,27 @@ def _same_batch(pending: list[tuple[FileRead, FileOutcome]], read: FileRead) -> 
 
 def _prefetch(
     todo: list[tuple[FileRef, Source]],
-) -> Iterator[tuple[tuple[FileRef, Source], Future[_Fetched]]]:
-    """Each file's bytes, inflating the next file in a thread while the caller parses this one.
+) -> Iterator[tuple[FileRef, Source, Piece | SourceError]]:
+    """Every file's pieces in order, each file's last one carrying its sha256, or why it could
+    not be read (which may come after some of its pieces).
 
-    Inflating and hashing release the GIL, so they overlap with parsing on the second core.
-    The caller gets a future and the only reference to it, so the bytes are freed as soon as
-    it is done with them, not when it asks for the next file.
+    The next piece is inflated and hashed in a thread while the caller parses this one: both
+    release the GIL, so they overlap with parsing on the second core. One piece is read ahead,
+    no more, and the caller holds the only reference to the piece it is given.
     """
 
-    def fetch(ref: FileRef) -> _Fetched:
-        try:
-            data = read_bytes(ref)
-        except SourceError as exc:
-            return exc
-        return data, hashlib.sha256(data).hexdigest()
+    def pieces() -> Iterator[tuple[FileRef, Source, Piece | SourceError]]:
+        for ref, source in todo:
+            try:
+                for piece in read_pieces(ref, PIECE_BYTES):
+                    yield ref, source, piece
+            except SourceError as exc:
+                yield ref, source, exc
 
+    stream = pieces()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        futures = deque([pool.submit(fetch, todo[0][0])] if todo else [])
-        for index, item in enumerate(todo):
-            futures[0].result()  # one file inflating at a time: memory stays bounded
-            if index + 1 < len(todo):
-                futures.append(pool.submit(fetch, todo[index + 1][0]))
-            yield item, futures.popleft()
+        ahead = pool.submit(next, stream, None)
+        while (item := ahead.result()) is not None:
+            ahead = pool.submit(next, stream, None)
+            yield item
+            del item

@@ -195,36 +195,96 @@ def test_values_padded_with_spaces_are_trimmed(wh):
     assert staged(wh, "distance_miles, payment_type") == [(2.10, 2), (2.10, 1)]
 
 
-def test_large_file_staged_in_pieces_equals_it_staged_whole(tmp_path, monkeypatch):
-    """Memory follows the batch, not the file: a member over BATCH_ROWS is staged in pieces.
-    Pieces must not change a count, a line number or a reason; a key repeated across two
-    pieces is still a duplicate."""
-    from conftest import Warehouse
-
+def pieces_of(monkeypatch, piece_bytes, batch_rows):
+    """Read files in pieces of about `piece_bytes` and stage batches of `batch_rows` rows."""
     import etl.pipeline
+
+    monkeypatch.setattr(etl.pipeline, "PIECE_BYTES", piece_bytes)
+    monkeypatch.setattr(etl.pipeline, "BATCH_ROWS", batch_rows)
+
+
+@pytest.mark.parametrize("piece_bytes, batch_rows", [(1_000, 30), (5_000, 10), (1_000, 3)])
+def test_large_file_read_in_pieces_equals_it_read_whole(tmp_path, monkeypatch, piece_bytes,
+                                                        batch_rows):  # fmt: skip
+    """Memory follows the piece, not the file: a member over PIECE_BYTES is parsed and staged
+    in pieces (several to a batch, or one). Pieces must not change a count, a line number or a
+    reason; a key repeated across two pieces is still a duplicate; a blank line in a later piece
+    is still counted."""
+    from conftest import Warehouse
 
     rows = [trip(k, FAREAMOUNT=f"{10 + k % 7}.00") for k in range(1, 101)]
     rows[10]["FAREAMOUNT"] = "-4.00"  # piece 1: quarantined
-    rows[75]["OBJECTID"] = "5"  # piece 4 repeats a key of piece 1
+    rows[75]["OBJECTID"] = "5"  # a later piece repeats a key of piece 1
     rows[90]["OBJECTID"] = "77"  # ... and one of its own piece
+    text = member_text(rows).replace("\n80|", "\n\n80|")  # a blank line before OBJECTID 80
     outcomes, tables = [], []
-    for batch_rows in (1_000, 30):
-        monkeypatch.setattr(etl.pipeline, "BATCH_ROWS", batch_rows)
-        wh = Warehouse(tmp_path / str(batch_rows))
-        zip_2016(wh, rows)
+    for case, (size, batch) in {
+        "whole": (1 << 20, 1_000),
+        "pieces": (piece_bytes, batch_rows),
+    }.items():
+        pieces_of(monkeypatch, size, batch)
+        wh = Warehouse(tmp_path / case)
+        write_zip(wh.data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": text})
         result = wh.run()
-        outcomes.append([(f.rows_read, f.rows_staged, f.rows_quarantined) for f in result.files])
+        outcomes.append([(f.rows_read, f.rows_staged, f.rows_quarantined, f.blank_lines,
+                          dict(f.reasons)) for f in result.files])  # fmt: skip
         tables.append(
             (
                 staged(wh, "_line, source_record_id, fare_usd, _flags"),
-                wh.query("SELECT line, reasons FROM quality.quarantine ORDER BY line"),
-                wh.query("SELECT rows_read, rows_staged, rows_quarantined FROM quality.files"),
+                wh.query("SELECT line, reasons, raw FROM quality.quarantine ORDER BY line"),
+                wh.query(
+                    "SELECT rows_read, rows_staged, rows_quarantined, blank_lines, sha256 "
+                    "FROM quality.files"
+                ),
             )
         )
-    assert outcomes[0] == outcomes[1] == [(100, 97, 3)]
+    reasons = {"fare_out_of_range": 1, "duplicate_key": 2}
+    assert outcomes[0] == outcomes[1] == [(100, 97, 3, 1, reasons)]
     assert tables[0] == tables[1]
-    assert tables[1][1] == [(12, ["fare_out_of_range"]), (77, ["duplicate_key"]),
-                            (92, ["duplicate_key"])]  # fmt: skip
+    # The blank line is line 81: the rows after it are one line further down.
+    assert [line for line, *_ in tables[1][1]] == [12, 77, 93]
+    assert tables[1][0][-1][0] == 102
+
+
+@pytest.mark.parametrize(
+    "defect, reason",
+    [
+        (
+            "bad byte",
+            "not valid UTF-8: byte 0xc9 on line 92 (declare the source's encoding in sources.yaml)",
+        ),
+        ("extra field", "a row has more fields than the header"),
+        ("corrupt member", "corrupt zip member: size or CRC-32 does not match the zip directory"),
+    ],
+)
+def test_file_failing_in_a_later_piece_leaves_nothing_behind(wh, monkeypatch, defect, reason):
+    """A defect found after earlier pieces of a file were staged fails the whole file: none of
+    its rows stay in staging or quarantine, and the other files load."""
+    import zipfile
+
+    pieces_of(monkeypatch, 2_000, 20)
+    rows = [trip(k, FAREAMOUNT="-1.00" if k == 3 else "12.50") for k in range(1, 101)]
+    text = member_text(rows).encode()
+    if defect == "bad byte":
+        text = text.replace(b"\n91|", b"\n91|\xc9")
+    elif defect == "extra field":
+        text = text.replace(b"\n91|", b"\n91|x|")
+    path = write_zip(wh.data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": text})
+    if defect == "corrupt member":
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo("taxi_2016_01.txt")
+        data = bytearray(path.read_bytes())
+        data[info.header_offset + 30 + len(info.filename) + info.compress_size - 8] ^= 0xFF
+        path.write_bytes(bytes(data))
+    write_zip(wh.data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_01.txt": member_text([trip(1)])})
+    result = wh.run()
+    failed = [(f.path, f.reason, f.rows_read, f.rows_staged, dict(f.reasons))
+              for f in result.files if f.status == "failed"]  # fmt: skip
+    assert failed == [("dc_taxi/taxi_2016.zip!taxi_2016_01.txt", reason, 0, 0, {})]
+    assert staged(wh, "_file") == [("dc_taxi/taxi_2017.zip!taxi_2017_01.txt",)]
+    assert wh.scalar("SELECT count(*) FROM quality.quarantine") == 0
+    assert result.reason_counts.total() == 0
+    assert result.exit_code == 2
 
 
 @pytest.mark.parametrize("copies", [1, 4])

@@ -33,12 +33,21 @@ def parse_delimited(
     delimiter: str,
     encoding: str = "utf-8",
     trailer: str | None = None,
+    first_line: int = 2,
 ) -> RawBatch:
-    """Parse a whole delimited file. Raises SourceError with a one-line reason."""
+    """Parse delimited text: a whole file, or a piece of one under the file's header line,
+    whose first row is line `first_line` of the file. Raises SourceError with a one-line
+    reason."""
     if not data or data.isspace():  # isspace stops at the first other byte: no copy
         raise SourceError("empty file")
     if encoding != "utf-8":
-        data = data.decode(encoding).encode("utf-8")
+        try:
+            data = data.decode(encoding).encode("utf-8")
+        except UnicodeDecodeError as err:
+            line = _line_of(data, err.start, first_line)
+            raise SourceError(
+                f"not valid {encoding}: byte 0x{data[err.start]:02x} on line {line}"
+            ) from None
 
     control_total, trailer_found = None, False
     if trailer is not None:
@@ -53,7 +62,7 @@ def parse_delimited(
             quote_char='"',
         )
     except pl.exceptions.ComputeError as exc:
-        raise SourceError(_parse_failure(exc, data)) from None
+        raise SourceError(_parse_failure(exc, data, first_line)) from None
     except pl.exceptions.NoDataError:
         raise SourceError("empty file") from None
 
@@ -62,7 +71,7 @@ def parse_delimited(
         raise SourceError(f"header is not delimited by {delimiter!r}: {header[0][:60]!r}")
     _check_line_count(data, frame.height)
 
-    frame = frame.with_row_index(LINE, offset=2).with_columns(pl.col(LINE).cast(pl.Int64))
+    frame = frame.with_row_index(LINE, offset=first_line).with_columns(pl.col(LINE).cast(pl.Int64))
     # polars keeps an empty line as a row of nulls; it is not a row of the file's data.
     blank = pl.all_horizontal(pl.col(c).is_null() for c in header)
     blank_lines = int(frame.select(blank.sum()).item())
@@ -96,13 +105,18 @@ def _other_delimiter(header: str, delimiter: str) -> bool:
     return any(d in header for d in "|,;\t" if d != delimiter)
 
 
-def _parse_failure(exc: Exception, data: bytes) -> str:
+def _line_of(data: bytes, offset: int, first_line: int) -> int:
+    """The file's line number of a byte of `data`, whose first line is the header."""
+    return data.count(b"\n", 0, offset) + first_line - 1 if offset > data.find(b"\n") else 1
+
+
+def _parse_failure(exc: Exception, data: bytes, first_line: int) -> str:
     message = str(exc).splitlines()[0]
     if "utf-8" in message.lower():
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as err:
-            line = data.count(b"\n", 0, err.start) + 1
+            line = _line_of(data, err.start, first_line)
             return (
                 f"not valid UTF-8: byte 0x{data[err.start]:02x} on line {line} "
                 "(declare the source's encoding in sources.yaml)"

@@ -28,8 +28,9 @@ def _engine() -> duckdb.DuckDBPyConnection:
     return duckdb.connect()
 
 
-def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
-    """A file's lines, numbered; the JSON in them is read by `extract_fields`, batch-wide.
+def parse_jsonl(data: bytes, columns: dict[str, Column], first_line: int = 1) -> RawBatch:
+    """A file's lines, or a piece of them starting at line `first_line`, numbered; the JSON in
+    them is read by `extract_fields`, batch-wide.
 
     Splitting the work this way runs one DuckDB query for a batch of small daily files
     instead of one a file.
@@ -37,14 +38,14 @@ def parse_jsonl(data: bytes, columns: dict[str, Column]) -> RawBatch:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
+        line = data.count(b"\n", 0, err.start) + first_line
         raise SourceError(f"not valid UTF-8: byte 0x{data[err.start]:02x} on line {line}") from None
     # Split natively, whatever the line holds (a CSV reader would cut a broken line at its
     # separator). A day without jobs is an empty export: zero rows, not a broken file.
     text = pl.Series("line", [data], dtype=pl.Binary).cast(pl.Utf8).str.split("\n").explode()
     if b"\r" in data:
         text = text.str.strip_suffix("\r")
-    lines = text.to_frame().with_row_index(LINE, offset=1)
+    lines = text.to_frame().with_row_index(LINE, offset=first_line)
     if not data or data.endswith(b"\n"):  # what follows the last newline is not a line
         lines = lines.slice(0, lines.height - 1)
     blank = ~lines["line"].str.contains(r"\S")  # stops at a line's first character

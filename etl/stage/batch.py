@@ -1,8 +1,9 @@
 """Files from bytes to staged rows and quarantined rows, with counts per file.
 
-Reading is per file (`read_file`); staging and checking work on a batch of files of one source
-and layout at once (`stage_files`), because a year of small daily files would otherwise pay the
-fixed cost of every step hundreds of times. In order:
+Reading is per file, a piece at a time (`FileReader`: a large file is never parsed whole);
+staging and checking work on a batch of pieces of files of one source and layout at once
+(`stage_files`), because a year of small daily files would otherwise pay the fixed cost of
+every step hundreds of times. In order:
 
 1. parse with the source's reader (raw text, line numbers), tag rows with their `_file`;
 2. map to canonical fields (`etl.stage.mapping`), derive a trip's duration from its timestamps
@@ -15,8 +16,9 @@ fixed cost of every step hundreds of times. In order:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import polars as pl
 import shapely
@@ -40,29 +42,12 @@ RowChecker = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 
 @dataclass(frozen=True)
 class FileRead:
-    """One file parsed into raw text rows, or one piece of a large file (`pieces`)."""
+    """One piece of a file parsed into raw text rows (the whole file, when it is small)."""
 
     ref: FileRef
     layout: Layout | None
     raw: RawBatch
     last: bool = True  # False for a piece that more pieces of the same file follow
-
-    def pieces(self, max_rows: int) -> list[FileRead]:
-        """The file as consecutive slices of at most `max_rows` rows, so that a large file is
-        staged a piece at a time and memory follows the piece, not the file. Slicing copies no
-        data; each piece keeps the file's counts (blank lines, control total)."""
-        height = self.raw.frame.height
-        if height <= max_rows:
-            return [self]
-        starts = range(0, height, max_rows)
-        return [
-            replace(
-                self,
-                raw=replace(self.raw, frame=self.raw.frame.slice(start, max_rows)),
-                last=start + max_rows >= height,
-            )
-            for start in starts
-        ]
 
 
 @dataclass
@@ -85,39 +70,65 @@ class StagedBatch:
     staged: pl.DataFrame  # `_run_id`, `_file`, `_line`, canonical fields, `_flags`
     quarantine: pl.DataFrame  # quality.quarantine rows
     counts: dict[str, FileCounts]  # by file path
-    reason_counts: dict[str, int] = field(default_factory=dict)
+    reason_counts: dict[str, Counter] = field(default_factory=dict)  # by file path
     # `_file` and key fields of the rows of files whose next pieces are still to come
     seen_keys: pl.DataFrame | None = None
 
 
-def read_file(ref: FileRef, source: Source, data: bytes) -> FileRead:
-    """Parse one file with its source's reader. Raises SourceError for a file that can't be."""
-    layout = source.layout_for(ref.name)
-    delimiter = layout.delimiter if layout and layout.delimiter else source.delimiter
-    if source.format == "delimited":
-        raw = parse_delimited(data, delimiter, encoding=source.encoding, trailer=source.trailer)
-    elif source.format == "jsonl":
-        raw = parse_jsonl(data, source.columns_for(layout))
-    else:
-        raise SourceError(f"format {source.format!r} holds no trip rows")
-    # Checked per file, so that one file without a column fails alone, not its whole batch.
-    require_columns(raw.header, source.columns_for(layout))
-    if source.trailer is not None:
-        _reconcile_trailer(raw)
-    return FileRead(ref, layout, raw)
+class FileReader:
+    """Parses one file's pieces (`etl.sources.fetch.read_pieces`) in order with its source's
+    reader, carrying over what a piece needs from those before it: the header line, the line
+    number it starts at, and the rows so far, which a trailer's control total must match."""
+
+    def __init__(self, ref: FileRef, source: Source) -> None:
+        self.ref = ref
+        self.source = source
+        self.layout = source.layout_for(ref.name)
+        self.columns = source.columns_for(self.layout)
+        layout = self.layout
+        self.delimiter = layout.delimiter if layout and layout.delimiter else source.delimiter
+        self.header = b""  # the delimited file's header line, put before its later pieces
+        self.next_line = 1  # the file's line number of the piece's first line
+        self.rows = 0
+
+    def read(self, data: bytes, last: bool) -> FileRead:
+        """Parse the next piece. Raises SourceError for a piece, or a file, that can't be."""
+        source = self.source
+        if source.format == "delimited":
+            if self.next_line == 1:
+                self.header = data[: data.find(b"\n") + 1]
+            raw = parse_delimited(
+                data if self.next_line == 1 else self.header + data,
+                self.delimiter,
+                encoding=source.encoding,
+                trailer=source.trailer if last else None,
+                first_line=max(self.next_line, 2),
+            )
+        elif source.format == "jsonl":
+            raw = parse_jsonl(data, self.columns, first_line=self.next_line)
+        else:
+            raise SourceError(f"format {source.format!r} holds no trip rows")
+        # Checked per file, so that one file without a column fails alone, not its whole batch.
+        require_columns(raw.header, self.columns)
+        self.next_line += data.count(b"\n")
+        self.rows += raw.frame.height
+        if last and source.trailer is not None:
+            _reconcile_trailer(raw, self.rows)
+        return FileRead(self.ref, self.layout, raw, last)
 
 
-def _reconcile_trailer(raw: RawBatch) -> None:
-    """A file that declares its row count must hold exactly that many rows."""
+def _reconcile_trailer(raw: RawBatch, rows: int) -> None:
+    """A file that declares its row count must hold exactly that many rows (`rows`, in all
+    its pieces)."""
     if not raw.trailer_found:
         raise ControlTotalError(
-            "no control-total line at the end: the file may be truncated", raw.frame.height, None
+            "no control-total line at the end: the file may be truncated", rows, None
         )
-    if raw.control_total != raw.frame.height:
+    if raw.control_total != rows:
         raise ControlTotalError(
             f"control total mismatch: the trailer says {raw.control_total} rows, "
-            f"the file holds {raw.frame.height}",
-            raw.frame.height,
+            f"the file holds {rows}",
+            rows,
             raw.control_total,
         )
 
@@ -152,7 +163,8 @@ def stage_files(
     if source.format == "jsonl":
         raw = extract_fields(raw, columns)
     canonical = _canonical(raw, source, columns, boundary, seen_keys)
-    continued = [r.ref.path for r in reads if not r.last]
+    # Files are read in order: only the batch's last file may have pieces still to come.
+    continued = [] if reads[-1].last else [reads[-1].ref.path]
     keys = [k for k in source.key if k in canonical.columns]
     if continued and keys:
         earlier = [seen_keys] if seen_keys is not None else []
@@ -163,11 +175,12 @@ def stage_files(
     staged, rejected = _check(canonical, source, check_rows)
     staged = staged.select(pl.lit(run_id).alias("_run_id"), pl.all().exclude(PARSE_ERRORS, REASONS))
     counts: dict[str, FileCounts] = {}
-    for r in reads:
-        file = r.raw
-        counts.setdefault(
-            r.ref.path, FileCounts(0, file.blank_lines, file.control_total, file.trailer_found)
-        ).rows_read += file.frame.height
+    for r in reads:  # a batch may hold several pieces of one file
+        file = counts.setdefault(r.ref.path, FileCounts(0, 0, None, False))
+        file.rows_read += r.raw.frame.height
+        file.blank_lines += r.raw.blank_lines
+        if r.raw.trailer_found:
+            file.control_total, file.trailer_found = r.raw.control_total, True
     _count_per_file(counts, staged, rejected)
     header = tuple(dict.fromkeys(c for r in reads for c in r.raw.header))
     return StagedBatch(
@@ -288,12 +301,13 @@ def _count_per_file(
         counts[path].rows_quarantined = n_rejected
 
 
-def _count_reasons(rejected: pl.DataFrame, staged: pl.DataFrame) -> dict[str, int]:
-    """Rows per reason (rejected) and per flag (staged)."""
-    counts: dict[str, int] = {}
+def _count_reasons(rejected: pl.DataFrame, staged: pl.DataFrame) -> dict[str, Counter]:
+    """Rows per reason (rejected) and per flag (staged), by file."""
+    counts: dict[str, Counter] = {}
     for frame, column in ((rejected, REASONS), (staged, FLAGS)):
-        if frame.height:
-            values = frame.select(pl.col(column).explode().drop_nulls().value_counts())
-            for name, count in values.unnest(column).iter_rows():
-                counts[name] = counts.get(name, 0) + count
+        per_file = (
+            frame.select(FILE, column).explode(column).drop_nulls().group_by(FILE, column).len()
+        )
+        for path, name, count in per_file.iter_rows():
+            counts.setdefault(path, Counter())[name] += count
     return counts
