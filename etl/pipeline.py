@@ -592,6 +592,7 @@ def _prefetch(
             try:
                 for piece in read_pieces(ref, PIECE_BYTES):
                     yield ref, source, piece
+                    del piece  # the caller's now, and large
             except SourceError as exc:
                 yield ref, source, exc
 

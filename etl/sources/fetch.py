@@ -49,6 +49,7 @@ def read_pieces(ref: FileRef, size: int) -> Iterator[Piece]:
         for data, last in _whole_lines(_blocks(ref, size), size):
             digest.update(data)
             yield Piece(data, digest.hexdigest() if last else None)
+            del data  # the caller's now: hold no reference while the next piece inflates
     except SourceError:
         raise
     except (zipfile.BadZipFile, zlib.error, isal_zlib.error, EOFError, igzip.BadGzipFile) as exc:
@@ -69,15 +70,21 @@ def _whole_lines(blocks: Iterator[bytes], size: int) -> Iterator[tuple[bytes, bo
     for block in blocks:
         parts.append(block)
         held += len(block)
+        del block
         while held > size:
             last = parts[-1]
             cut = last.find(b"\n", max(size - 1 - (held - len(last)), 0)) + 1
             if not 0 < cut < len(last):
                 break  # no line ends after `size` in this block, or nothing follows it yet
-            yield b"".join([*parts[:-1], memoryview(last)[:cut]]), False
+            piece = b"".join([*parts[:-1], memoryview(last)[:cut]])
             parts = [last[cut:]]
             held = len(parts[0])
-    yield parts[0] if len(parts) == 1 else b"".join(parts), True
+            del last
+            yield piece, False
+            del piece
+    piece = parts[0] if len(parts) == 1 else b"".join(parts)
+    parts.clear()
+    yield piece, True
 
 
 def _blocks(ref: FileRef, size: int) -> Iterator[bytes]:
@@ -139,6 +146,7 @@ def _inflate_blocks(handle: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
         block = inflate.decompress(compressed)
         crc, inflated = isal_zlib.crc32(block, crc), inflated + len(block)
         yield block
+        del block
     _check_member(info, inflated, crc, complete=inflate.eof)
 
 

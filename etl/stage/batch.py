@@ -110,7 +110,9 @@ class FileReader:
             raise SourceError(f"format {source.format!r} holds no trip rows")
         # Checked per file, so that one file without a column fails alone, not its whole batch.
         require_columns(raw.header, self.columns)
-        self.next_line += data.count(b"\n")
+        # Every line is a row or a blank line (delimited text checks it), and one is the header.
+        header = source.format == "delimited" and self.next_line == 1
+        self.next_line += raw.frame.height + raw.blank_lines + header
         self.rows += raw.frame.height
         if last and source.trailer is not None:
             _reconcile_trailer(raw, self.rows)
