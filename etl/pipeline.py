@@ -37,7 +37,7 @@ from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
 from etl.quality.rowspec import RowSpecError, load_row_spec
 from etl.sources.boundary import read_boundary, stored_boundary
 from etl.sources.fetch import Piece, read_pieces
-from etl.sources.files import Broken, FileRef, SourceError, discover
+from etl.sources.files import Broken, FileRef, Known, SourceError, discover
 from etl.stage.batch import (
     ControlTotalError,
     FileRead,
@@ -88,6 +88,7 @@ class FileOutcome:
     reason: str | None = None
     layout: str | None = None
     size_bytes: int | None = None
+    mtime_ns: int | None = None
     sha256: str | None = None
     fingerprint: str | None = None
     rows_read: int = 0
@@ -259,13 +260,20 @@ class _Run:
 
         Boundaries come first: the trips of this run are tested against the newest one.
         """
-        known = dict(self.con.execute("SELECT path, fingerprint FROM quality.manifest").fetchall())
+        manifest = self.con.execute(
+            "SELECT path, size_bytes, mtime_ns, fingerprint FROM quality.manifest"
+        ).fetchall()
+        known = {path: Known(*rest) for path, *rest in manifest}
         todo = []
         for name, source in self.config.sources.items():
-            for found in discover(name, source, self.data_root):
+            for found in discover(name, source, self.data_root, known):
                 if isinstance(found, Broken):
                     self._fail(FileOutcome(name, found.path, "failed", found.reason))
-                elif not full_refresh and known.get(found.path) == found.fingerprint:
+                elif (
+                    not full_refresh
+                    and found.path in known
+                    and (known[found.path].fingerprint == found.fingerprint)
+                ):
                     self.skipped += 1
                 else:
                     todo.append((found, source))
@@ -282,7 +290,7 @@ class _Run:
                 reader = FileReader(ref, source)
                 outcome = FileOutcome(
                     ref.source, ref.path, "loaded", size_bytes=ref.size_bytes,
-                    fingerprint=ref.fingerprint,
+                    mtime_ns=ref.mtime_ns, fingerprint=ref.fingerprint,
                 )  # fmt: skip
             if outcome.status == "failed":
                 continue  # the rest of a file that failed
@@ -482,13 +490,16 @@ class _Run:
                 o.control_total,
                 o.status,
                 o.reason,
+                o.mtime_ns,
             )
             for o in outcomes
         ]
         if rows:
             self.con.executemany(
-                "INSERT INTO quality.files VALUES "
-                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                "INSERT INTO quality.files (run_id, source, path, layout, size_bytes, sha256, "
+                "fingerprint, rows_read, rows_staged, rows_flagged, rows_quarantined, "
+                "blank_lines, control_total, status, reason, mtime_ns, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
                 rows,
             )
 

@@ -339,3 +339,37 @@ def test_reading_in_small_pieces_changes_nothing(loaded, sample_root, tmp_path, 
     ]
     for sql in queries:
         assert wh.query(sql) == whole.query(sql), sql
+
+
+def test_rerun_hashes_only_the_plain_files_whose_size_or_mtime_moved(tmp_path, monkeypatch):
+    """A nightly rerun over years of daily files must not read them all again to learn that
+    nothing changed; a file rewritten in place is still found, even at the same size."""
+    import os
+
+    import etl.sources.files
+
+    wh = Warehouse(tmp_path)
+    write_sample(wh.data, seed=SEED, scale=0.02, sources=("dispatch", "courier"))
+    assert wh.run().exit_code in (0, 2)
+    hashed = []
+    real = etl.sources.files._plain_fingerprint
+    monkeypatch.setattr(
+        etl.sources.files, "_plain_fingerprint", lambda path: hashed.append(path.name) or real(path)
+    )
+    rerun = wh.run()
+    assert hashed == []
+    assert [f for f in rerun.files if f.status == "loaded"] == []
+
+    touched = sorted((wh.data / "company" / "courier").glob("*.csv"))[0]
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same bytes
+    edited = max((wh.data / "company" / "dispatch").glob("*.jsonl"), key=lambda p: p.stat().st_size)
+    text = edited.read_bytes()
+    at = text.index(b'"charge_cents": ') + len(b'"charge_cents": ')
+    digit = b"1" if text[at : at + 1] != b"1" else b"2"
+    edited.write_bytes(text[:at] + digit + text[at + 1 :])  # same size, one fare changed
+    third = wh.run()
+    assert sorted(hashed) == sorted([touched.name, edited.name])
+    assert [f.path for f in third.files if f.status == "loaded"] == [
+        edited.relative_to(wh.data).as_posix()
+    ]

@@ -1,4 +1,4 @@
-"""Opening the warehouse and bounding DuckDB's memory."""
+"""Opening the warehouse, upgrading its fixed tables and bounding DuckDB's memory."""
 
 from __future__ import annotations
 
@@ -54,3 +54,26 @@ def test_sizes_read_as_duckdb_writes_them(size):
 def test_a_size_that_is_not_one_is_a_one_line_error():
     with pytest.raises(warehouse.WarehouseError, match="not a memory size: 'lots'"):
         warehouse._bytes("lots")
+
+
+def test_a_warehouse_from_before_mtime_ns_gets_the_column_and_keeps_its_rows(tmp_path):
+    import duckdb
+
+    path = tmp_path / "w.duckdb"
+    with warehouse.connect(path) as con:
+        con.execute("ALTER TABLE quality.files DROP COLUMN mtime_ns")
+        con.execute(
+            "INSERT INTO quality.files (run_id, source, path, status, recorded_at) "
+            "VALUES ('r1', 'courier', 'c.csv', 'loaded', now())"
+        )
+    with warehouse.connect(path) as con:
+        rows = con.execute("SELECT path, mtime_ns FROM quality.manifest").fetchall()
+    assert rows == [("c.csv", None)]
+    with duckdb.connect(str(path), read_only=True) as con:
+        columns = [
+            c
+            for (c,) in con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'files'"
+            ).fetchall()
+        ]
+    assert columns[-1] == "mtime_ns"

@@ -2,15 +2,16 @@
 
 A "file" is what holds rows: a plain file, or one member of a zip, named relative to the data
 root (`dc_taxi/taxi_2016.zip!taxi_2016_01.txt`). Each carries a cheap fingerprint that tells an
-unchanged file from a changed one without reading it: for a plain file its size and sha256
-(hashed only when its size or mtime moved), for a zip member the size and CRC-32 that the zip's
-central directory already records.
+unchanged file from a changed one without reading it: for a plain file its sha256 (hashed again
+only when its size or mtime moved since it was loaded), for a zip member the size and CRC-32
+that the zip's central directory already records.
 """
 
 from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
@@ -32,11 +33,21 @@ class FileRef:
     member: str | None
     size_bytes: int  # of the file itself (the member uncompressed)
     fingerprint: str  # changes when the content changes
+    mtime_ns: int | None = None  # of a plain file: with its size, tells it needs no new hash
 
     @property
     def name(self) -> str:
         """The file name that layouts match against (the member name inside a zip)."""
         return self.member or self.container.name
+
+
+@dataclass(frozen=True)
+class Known:
+    """A file as the manifest last loaded it."""
+
+    size_bytes: int
+    mtime_ns: int | None
+    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -49,11 +60,15 @@ class Broken:
     reason: str
 
 
-def discover(name: str, source: Source, data_root: Path) -> list[FileRef | Broken]:
+def discover(
+    name: str, source: Source, data_root: Path, known: Mapping[str, Known] | None = None
+) -> list[FileRef | Broken]:
     """Every file of a source under the data root, in a stable order.
 
     Remote files (http or https URLs) are landed under the data root first; a URL that cannot
-    be fetched is a Broken entry, so the other files still load.
+    be fetched is a Broken entry, so the other files still load. `known` holds the files already
+    loaded, by path: a plain file whose size and mtime did not move keeps its fingerprint
+    without being read again.
     """
     from etl.sources.remote import is_remote, land  # httpx: only for sources that need it
 
@@ -71,10 +86,7 @@ def discover(name: str, source: Source, data_root: Path) -> list[FileRef | Broke
         elif container.suffix.lower() == ".zip":
             found.append(Broken(name, relative, container, "not a valid zip archive"))
         else:
-            size = container.stat().st_size
-            found.append(
-                FileRef(name, relative, container, None, size, _plain_fingerprint(container))
-            )
+            found.append(_plain_file(name, container, relative, (known or {}).get(relative)))
     return found
 
 
@@ -105,6 +117,15 @@ def _zip_members(
         for info in infos
         if any(fnmatch(info.filename, pattern) for pattern in source.members)
     ]
+
+
+def _plain_file(name: str, container: Path, relative: str, known: Known | None) -> FileRef:
+    stat = container.stat()
+    if known and (known.size_bytes, known.mtime_ns) == (stat.st_size, stat.st_mtime_ns):
+        fingerprint = known.fingerprint  # as git and rsync do: same size and mtime, same file
+    else:
+        fingerprint = _plain_fingerprint(container)
+    return FileRef(name, relative, container, None, stat.st_size, fingerprint, stat.st_mtime_ns)
 
 
 def _plain_fingerprint(path: Path) -> str:

@@ -44,8 +44,11 @@ CREATE TABLE IF NOT EXISTS quality.files (
     control_total    BIGINT,
     status           VARCHAR NOT NULL,
     reason           VARCHAR,
-    recorded_at      TIMESTAMPTZ NOT NULL
+    recorded_at      TIMESTAMPTZ NOT NULL,
+    mtime_ns         BIGINT  -- of a plain file: unchanged size and mtime, no new sha256
 );
+-- Warehouses created before mtime_ns was recorded.
+ALTER TABLE quality.files ADD COLUMN IF NOT EXISTS mtime_ns BIGINT;
 
 CREATE TABLE IF NOT EXISTS quality.quarantine (
     run_id  VARCHAR NOT NULL,
