@@ -264,19 +264,31 @@ class _Run:
             "SELECT path, size_bytes, mtime_ns, fingerprint FROM quality.manifest"
         ).fetchall()
         known = {path: Known(*rest) for path, *rest in manifest}
-        todo = []
+        todo, touched = [], []
         for name, source in self.config.sources.items():
             for found in discover(name, source, self.data_root, known):
                 if isinstance(found, Broken):
                     self._fail(FileOutcome(name, found.path, "failed", found.reason))
-                elif (
-                    not full_refresh
-                    and found.path in known
-                    and (known[found.path].fingerprint == found.fingerprint)
-                ):
-                    self.skipped += 1
-                else:
+                    continue
+                previous = known.get(found.path)
+                if full_refresh or previous is None or previous.fingerprint != found.fingerprint:
                     todo.append((found, source))
+                    continue
+                self.skipped += 1
+                if found.mtime_ns != previous.mtime_ns:
+                    touched.append((found.path, found.mtime_ns))
+        if touched:
+            # The same content under a new mtime (or one never recorded): remember it, or the
+            # file would be hashed again on every run.
+            schema = {"path": pl.Utf8, "mtime_ns": pl.Int64}
+            self.con.register("_touched", pl.DataFrame(touched, schema=schema, orient="row"))
+            self.con.execute(
+                "UPDATE quality.files AS f SET mtime_ns = t.mtime_ns "
+                "FROM _touched AS t, quality.manifest AS m "
+                "WHERE f.path = t.path AND m.path = t.path AND f.status = 'loaded' "
+                "AND f.recorded_at = m.recorded_at"
+            )
+            self.con.unregister("_touched")
         return sorted(todo, key=lambda item: item[1].entity != "boundary")
 
     # -- write ----------------------------------------------------------------------------------

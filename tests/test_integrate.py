@@ -373,3 +373,6 @@ def test_rerun_hashes_only_the_plain_files_whose_size_or_mtime_moved(tmp_path, m
     assert [f.path for f in third.files if f.status == "loaded"] == [
         edited.relative_to(wh.data).as_posix()
     ]
+    hashed.clear()
+    wh.run()
+    assert hashed == []  # the touched file's new mtime was remembered
