@@ -21,6 +21,7 @@ import shapely
 from dfhv import HEADER_2015 as COLUMNS_2015_2019  # the published header (dfhv-facts.md)
 
 from etl.sample import write_sample
+from etl.sample.company import DISPATCH_JOBS_PER_SCALE
 
 SCALE = 0.05
 SEED = 3
@@ -102,7 +103,8 @@ def test_rows_scale_linearly(sample, tmp_path):
     for source in ("dispatch", "courier"):
         ratio = double["rows"][source] / summary["rows"][source]
         assert 1.85 < ratio < 2.15, (source, ratio)
-    assert 0.9 * 20_000 * SCALE < truth["dispatch"]["jobs"] < 1.1 * 20_000 * SCALE
+    jobs = DISPATCH_JOBS_PER_SCALE * SCALE
+    assert 0.9 * jobs < truth["dispatch"]["jobs"] < 1.1 * jobs
 
 
 def test_summary_lists_files_and_rows(sample):

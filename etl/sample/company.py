@@ -16,8 +16,8 @@ import polars as pl
 from etl.sample import courier, dispatch, overlap, text, trips
 from etl.sample.trips import TripSet
 
-DISPATCH_JOBS_PER_SCALE = 20_000
-COURIER_TRIPS_PER_SCALE = 10_000
+DISPATCH_JOBS_PER_SCALE = 21_500  # 94% complete: at scale 50, a million trips a silo
+COURIER_TRIPS_PER_SCALE = 20_000
 MIN_DISPATCH_JOBS, MIN_COURIER_TRIPS = 100, 50
 # Seed streams: the taxi chunks use [seed, year, month, chunk]; these differ in length.
 COMPANY_STREAM = 7
