@@ -85,24 +85,24 @@ class FileReader:
         self.source = source
         self.layout = source.layout_for(ref.name)
         self.columns = source.columns_for(self.layout)
-        layout = self.layout
-        self.delimiter = layout.delimiter if layout and layout.delimiter else source.delimiter
+        delimiter = self.layout.delimiter if self.layout else None
+        self.delimiter = delimiter or source.delimiter
         self.header = b""  # the delimited file's header line, put before its later pieces
         self.next_line = 1  # the file's line number of the piece's first line
         self.rows = 0
 
     def read(self, data: bytes, last: bool) -> FileRead:
         """Parse the next piece. Raises SourceError for a piece, or a file, that can't be."""
-        source = self.source
+        source, first = self.source, self.next_line == 1
         if source.format == "delimited":
-            if self.next_line == 1:
+            if first:
                 self.header = data[: data.find(b"\n") + 1]
             raw = parse_delimited(
-                data if self.next_line == 1 else self.header + data,
+                data if first else self.header + data,
                 self.delimiter,
                 encoding=source.encoding,
                 trailer=source.trailer if last else None,
-                first_line=max(self.next_line, 2),
+                first_line=self.next_line + first,  # the header is line 1
             )
         elif source.format == "jsonl":
             raw = parse_jsonl(data, self.columns, first_line=self.next_line)
@@ -110,8 +110,8 @@ class FileReader:
             raise SourceError(f"format {source.format!r} holds no trip rows")
         # Checked per file, so that one file without a column fails alone, not its whole batch.
         require_columns(raw.header, self.columns)
-        # Every line is a row or a blank line (delimited text checks it), and one is the header.
-        header = source.format == "delimited" and self.next_line == 1
+        # Every line is a row or a blank line (delimited text checks it), or the header.
+        header = first and source.format == "delimited"
         self.next_line += raw.frame.height + raw.blank_lines + header
         self.rows += raw.frame.height
         if last and source.trailer is not None:
