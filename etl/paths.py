@@ -13,6 +13,7 @@ MODELS_DIR = WAREHOUSE_DIR / "models"
 QUERIES_DIR = WAREHOUSE_DIR / "queries"
 INTEGRATE_SQL_DIR = WAREHOUSE_DIR / "integrate"
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
+PROJECT_CONFIG = PROJECT_ROOT / "sources.yaml"  # the sources the SQL models are written for
 # Command-line defaults, relative to the working directory (the checkout in the quick start).
 DEFAULT_CONFIG = Path("sources.yaml")
 DEFAULT_WAREHOUSE = Path("warehouse/warehouse.duckdb")

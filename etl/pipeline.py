@@ -31,6 +31,7 @@ import shapely
 
 from etl.config.load import ConfigError, load_config
 from etl.config.models import Config, Source
+from etl.paths import PROJECT_CONFIG
 from etl.publish import models, warehouse
 from etl.publish.build import ReconciliationError, build_curated
 from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
@@ -244,8 +245,16 @@ class _Run:
                 )
 
     def _ensure_staging_tables(self) -> None:
-        """Every trip source has its staging table, even before it has files: models read them."""
-        for name, source in self.config.sources.items():
+        """Every trip source has its staging table, even before it has files: models read them.
+
+        The SQL models are written for the project's own sources (its sources.yaml). A config
+        that leaves some of them out still builds the models, over empty tables of their shape.
+        """
+        sources = dict(self.config.sources)
+        if PROJECT_CONFIG.exists():
+            for name, source in load_config(PROJECT_CONFIG).sources.items():
+                sources.setdefault(name, source)
+        for name, source in sources.items():
             if source.entity == "trip":
                 warehouse.append(self.con, f"staging.{name}", empty_staging_frame(source))
 

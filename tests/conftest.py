@@ -20,6 +20,18 @@ class Warehouse:
         self.path = root / "warehouse.duckdb"
         self.config = config
 
+    def change_config(self, change) -> None:
+        """Load with a copy of the config that `change(dict)` edited (its schemas still found)."""
+        import yaml
+
+        config = yaml.safe_load(self.config.read_text())
+        change(config)
+        folder = self.path.parent / "config"
+        folder.mkdir()
+        (folder / "schemas").symlink_to(self.config.parent / "schemas")
+        self.config = folder / "sources.yaml"
+        self.config.write_text(yaml.safe_dump(config, sort_keys=False))
+
     def run(self, **kwargs) -> RunResult:
         return run(self.config, self.data, self.path, **kwargs)
 

@@ -308,3 +308,21 @@ def test_daylight_saving_reject_policies_give_reasons_however_often_times_repeat
     assert staged[PARSE_ERRORS].to_list() == [
         ["nonexistent_local_time:at"], ["ambiguous_local_time:at"], [], ["unparseable:at"], [],
     ] * copies  # fmt: skip
+
+
+def test_a_config_without_the_company_silos_still_publishes(wh):
+    """The SQL models are written for the project's four sources: a user who loads only the DC
+    taxi trips must not have to edit them (they read empty tables for the sources left out)."""
+
+    def taxi_only(config):
+        del config["sources"]["dispatch"], config["sources"]["courier"]
+        del config["integrate"]["matches"]
+
+    wh.change_config(taxi_only)
+    zip_2016(wh, [trip(1), trip(2)])
+    result = wh.run()
+    assert (result.exit_code, result.published) == (0, True)
+    assert wh.query("SELECT source, count(*) FROM curated.trips GROUP BY source") == [
+        ("dc_taxi", 2)
+    ]
+    assert wh.scalar("SELECT count(*) FROM staging.dispatch") == 0
