@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from etl.paths import MODELS_DIR
-from etl.publish.warehouse import table_exists
+from etl.publish.warehouse import object_kind, table_exists
 
 _SETTING = re.compile(r"^--\s*(\w+)\s*:\s*(\S+)\s*$")
 
@@ -90,24 +90,13 @@ def build(
                 _update(con, model, changes)
             else:
                 kind = "VIEW" if model.materialized == "view" else "TABLE"
-                existing = _kind_of(con, model.name)
+                existing = object_kind(con, model.name)
                 if existing not in (None, kind):  # its materialization was changed since
                     con.execute(f"DROP {existing} {model.name}")
                 con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.sql}")
         except duckdb.Error as exc:
             first = str(exc).strip().splitlines()[0]
             raise ModelError(f"{model.path.name}: {first}") from None
-
-
-def _kind_of(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
-    """TABLE or VIEW: what `schema.name` is in the warehouse, if anything."""
-    schema, table = name.split(".")
-    rows = con.execute(
-        "SELECT table_type FROM information_schema.tables "
-        "WHERE table_schema = ? AND table_name = ?",
-        [schema, table],
-    ).fetchall()
-    return ("VIEW" if rows[0][0] == "VIEW" else "TABLE") if rows else None
 
 
 def _update(con: duckdb.DuckDBPyConnection, model: Model, changes: Changes) -> None:

@@ -102,14 +102,19 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> N
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     """Whether `schema.name` is a table (a view of that name does not count)."""
-    schema, name = table.split(".")
+    return object_kind(con, table) == "TABLE"
+
+
+def object_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """TABLE or VIEW: what `schema.name` is in the warehouse, if anything."""
+    schema, table = name.split(".")
     # fetchall: DuckDB 2 keeps a result open until it is read to the end.
     rows = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_schema = ? AND table_name = ? AND table_type = 'BASE TABLE'",
-        [schema, name],
+        "SELECT table_type FROM information_schema.tables "
+        "WHERE table_schema = ? AND table_name = ?",
+        [schema, table],
     ).fetchall()
-    return bool(rows[0][0])
+    return ("VIEW" if rows[0][0] == "VIEW" else "TABLE") if rows else None
 
 
 def _first_line(exc: Exception) -> str:
