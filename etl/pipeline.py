@@ -52,8 +52,9 @@ from etl.stage.batch import (
 
 EXIT_OK, EXIT_AUDIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
-# Files of one source and layout are staged together up to this many rows: enough to spread
-# the fixed cost of each step over a year of small daily files, small enough to bound memory.
+# Pieces of files of one source and layout are staged together up to this many rows: enough to
+# spread the fixed cost of each step over a year of small daily files, small enough to bound
+# memory.
 BATCH_ROWS = 500_000
 
 # Files are read and parsed in pieces of whole lines of about this many bytes, so that memory
@@ -600,7 +601,7 @@ class _Writer:
 
 
 def _same_batch(pending: list[tuple[FileRead, FileOutcome]], read: FileRead) -> bool:
-    """Whether a file joins the batch being gathered: same source and layout, room left."""
+    """Whether a piece joins the batch being gathered: same source and layout, room left."""
     first = pending[0][0]
     rows = sum(r.raw.frame.height for r, _ in pending) + read.raw.frame.height
     return (
