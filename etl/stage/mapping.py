@@ -205,7 +205,12 @@ class _Conversion:
                 .then(False)
             )
             return cls(field, [], value, unparseable)
-        number = text.str.replace_all(r"[$,\s]", "") if column.type == "money" else text
+        number = text
+        if column.type == "money":
+            # Only texts with a symbol go through the (costlier) cleaning: plain numbers, like
+            # every DFHV fare, are cast as they are.
+            cleaned = text.str.replace_all(r"[$,\s]", "")
+            number = pl.when(text.str.contains(r"[$,\s]")).then(cleaned).otherwise(text)
         value = number.cast(DTYPES[column.type], strict=False)
         if column.unit and UNIT_FACTORS[column.unit] != 1.0:
             value = value * UNIT_FACTORS[column.unit]
