@@ -32,7 +32,7 @@ def test_both_layouts_map_by_header_name(wh):
     for path in ("taxi_2016.zip", "taxi_2023.zip"):
         by_file[path] = staged(wh, fields, f"_file LIKE 'dc_taxi/{path}!%'")
     assert by_file["taxi_2016.zip"] == by_file["taxi_2023.zip"]
-    assert by_file["taxi_2016.zip"][1] == ("2", 33.10, 7.25, 1500.0, 38.902, False)
+    assert by_file["taxi_2016.zip"][1] == (2, 33.10, 7.25, 1500.0, 38.902, False)
 
 
 def test_readme_member_is_skipped(wh):
@@ -61,6 +61,16 @@ def test_unparseable_value_is_quarantined_with_reason_and_raw_text(wh):
     ]
     assert raw == "12,5O"
     assert line == 3
+
+
+def test_object_id_that_is_not_a_number_is_quarantined(wh):
+    # sources.yaml declares OBJECTID an integer (it is stored as one): anything else is wrong.
+    zip_2016(wh, [trip(1), trip(2, OBJECTID="2A")])
+    wh.run()
+    assert wh.query("SELECT reasons, raw->>'OBJECTID' FROM quality.quarantine") == [
+        (["unparseable:source_record_id"], "2A")
+    ]
+    assert wh.query("SELECT source_record_id FROM curated.trips") == [("2016-1",)]
 
 
 @pytest.mark.parametrize("copies", [1, 3])  # 3: times repeat, converted once per distinct text

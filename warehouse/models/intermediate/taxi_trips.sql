@@ -3,7 +3,7 @@
 -- the record id carries the release's year (the zip's name): 2016-123456.
 SELECT
     'dc_taxi' AS source,
-    regexp_extract(_file, 'taxi_(\d{4})', 1) || '-' || source_record_id AS source_record_id,
+    regexp_extract(_file, 'taxi_(\d{4})', 1) || '-' || CAST(source_record_id AS VARCHAR) AS source_record_id,
     pickup_at,
     dropoff_at,
     pickup_lat,
