@@ -106,17 +106,22 @@ def test_unfit_flags_are_dropped_and_swapped_coordinates_kept(loaded, tmp_path) 
     }
     with duckdb.connect(str(copy)) as con:
         template = con.execute(
-            f"SELECT trip_id FROM curated.trips WHERE source = 'dispatch' AND {FIT} LIMIT 1"
+            f"SELECT source_record_id FROM curated.trips WHERE source = 'dispatch' AND {FIT} "
+            "LIMIT 1"
         ).fetchone()[0]
         for name, change in plants.items():
+            # trip_id is generated from source and source_record_id: a new record id, a new trip
             con.execute(
-                "INSERT INTO curated.trips SELECT * REPLACE ('plant:' || ? AS trip_id) "
-                "FROM curated.trips WHERE trip_id = ?",
+                "INSERT INTO curated.trips BY NAME SELECT * EXCLUDE (trip_id) "
+                "REPLACE ('plant:' || ? AS source_record_id) "
+                "FROM curated.trips WHERE source = 'dispatch' AND source_record_id = ?",
                 [name, template],
             )
-            con.execute(f"UPDATE curated.trips SET {change} WHERE trip_id = 'plant:{name}'")
-    frame = training_table(copy).filter(pl.col("trip_id").str.starts_with("plant:"))
-    kept = {row["trip_id"]: row for row in frame.iter_rows(named=True)}
+            con.execute(
+                f"UPDATE curated.trips SET {change} WHERE source_record_id = 'plant:{name}'"
+            )
+    frame = training_table(copy).filter(pl.col("trip_id").str.starts_with("dispatch:plant:"))
+    kept = {row["trip_id"].removeprefix("dispatch:"): row for row in frame.iter_rows(named=True)}
     assert set(kept) == {"plant:fare_missing", "plant:swapped"}
     assert kept["plant:fare_missing"]["fare_usd"] is None
     assert kept["plant:fare_missing"]["fare_fit"] is False

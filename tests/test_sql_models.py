@@ -23,3 +23,37 @@ def test_a_model_whose_materialization_changed_is_rebuilt_as_the_new_kind(tmp_pa
         ).fetchall()
         assert table_type == [("VIEW" if kind == "view" else "BASE TABLE",)]
         assert con.execute("SELECT sum(n) FROM curated.numbers").fetchone() == (3,)
+
+
+def test_a_generated_column_is_computed_on_read_and_follows_incremental_updates(tmp_path):
+    folder = tmp_path / "models" / "curated"
+    folder.mkdir(parents=True)
+    (folder / "rows.sql").write_text(
+        "-- materialized: incremental\n"
+        "-- generated: row_id = source || ':' || n\n"
+        "SELECT source, n, _file FROM main.incoming\n"
+    )
+    con = duckdb.connect()
+    con.execute("CREATE TABLE incoming AS SELECT 'a' AS source, 1 AS n, 'f1' AS _file")
+    found = models.discover(tmp_path / "models")
+    models.build(con, found)
+    con.execute("INSERT INTO incoming VALUES ('b', 2, 'f2')")
+    models.build(con, found, models.Changes(files=("f2",), sources=()))
+
+    assert con.execute("SELECT row_id, n FROM curated.rows ORDER BY n").fetchall() == [
+        ("a:1", 1),
+        ("b:2", 2),
+    ]
+    generated = con.execute(
+        "SELECT column_name, is_generated FROM information_schema.columns "
+        "WHERE table_name = 'rows' ORDER BY ordinal_position"
+    ).fetchall()
+    assert generated[0] == ("row_id", "ALWAYS")  # first, as declared, and not stored
+
+
+def test_a_view_cannot_declare_a_generated_column(tmp_path):
+    folder = tmp_path / "models" / "curated"
+    folder.mkdir(parents=True)
+    (folder / "v.sql").write_text("-- materialized: view\n-- generated: x = 1\nSELECT 1 AS y\n")
+    with pytest.raises(models.ModelError, match=r"v\.sql: a view has no generated columns"):
+        models.discover(tmp_path / "models")

@@ -1,9 +1,9 @@
 -- materialized: incremental
+-- generated: trip_id = source || ':' || source_record_id
 -- One row per physical trip across all silos (the design.md contract). A trip two silos both
 -- logged (intermediate.trip_matches, written by the matching step) is kept once, as the record
 -- of the side the config keeps; seen_by lists every source that logged it.
 SELECT
-    t.source || ':' || t.source_record_id AS trip_id,
     t.source,
     t.source_record_id,
     t.pickup_at,
