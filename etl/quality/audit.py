@@ -84,7 +84,7 @@ def _batch_view(
     sql = (
         (AUDIT_SQL / "batch_view.sql")
         .read_text()
-        .format(source=source, key_columns=", ".join(f"{k}::VARCHAR" for k in key), run_id=run_id)
+        .format(source=source, key_columns=", ".join(key), run_id=run_id)
     )
     con.execute("CREATE SCHEMA IF NOT EXISTS audit")
     con.execute(sql)
