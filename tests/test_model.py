@@ -110,9 +110,9 @@ def test_unfit_flags_are_dropped_and_swapped_coordinates_kept(loaded, tmp_path) 
             "LIMIT 1"
         ).fetchone()[0]
         for name, change in plants.items():
-            # trip_id is generated from source and source_record_id: a new record id, a new trip
+            # trip_id and seen_by are generated: a new record id makes a new trip
             con.execute(
-                "INSERT INTO curated.trips BY NAME SELECT * EXCLUDE (trip_id) "
+                "INSERT INTO curated.trips BY NAME SELECT * EXCLUDE (trip_id, seen_by) "
                 "REPLACE ('plant:' || ? AS source_record_id) "
                 "FROM curated.trips WHERE source = 'dispatch' AND source_record_id = ?",
                 [name, template],

@@ -1,5 +1,6 @@
 -- materialized: incremental
 -- generated: trip_id = source || ':' || source_record_id
+-- generated: seen_by = CASE WHEN matched_source IS NULL THEN [source] ELSE [source, matched_source] END
 -- One row per physical trip across all silos (the design.md contract). A trip two silos both
 -- logged (intermediate.trip_matches, written by the matching step) is kept once, as the record
 -- of the side the config keeps; seen_by lists every source that logged it.
@@ -21,7 +22,7 @@ SELECT
     t.airport,
     t.pickup_in_dc,
     t.dropoff_in_dc,
-    CASE WHEN k.kept_id IS NULL THEN [t.source] ELSE [t.source, k.dropped_source] END AS seen_by,
+    k.dropped_source AS matched_source,
     k.dropped_id AS matched_record_id,
     t.flags,
     t._file,
