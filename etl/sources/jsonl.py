@@ -64,11 +64,18 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
     paths = sorted({c.source for c in columns.values()})
     numeric = {c.source for c in columns.values() if c.type in NUMERIC}
     known_fields = sorted({p.split(".")[0] for p in paths})
-    # One parse a line: DuckDB extracts a list of paths at once, values and types alike.
+    # A line is parsed three times, not five: checked, its paths extracted as JSON values, its
+    # keys listed. Each value's type shows in its first character (a string's is a quote), and
+    # a valid JSON text is an object exactly when it starts with a brace.
     path_list = "[" + ", ".join(f"'$.{path}'" for path in paths) + "]"
-    values = ",\n".join(f'vals[{i}] AS "{path}"' for i, path in enumerate(paths, start=1))
+    values = ",\n".join(
+        f"""CASE WHEN found[{i}] IS NULL OR found[{i}] = 'null' THEN NULL
+                 WHEN starts_with(found[{i}], '"') THEN json_extract_string(found[{i}], '$')
+                 ELSE found[{i}]::VARCHAR END AS "{path}\""""
+        for i, path in enumerate(paths, start=1)
+    )
     type_errors = ", ".join(
-        f"CASE WHEN types[{i}] = 'VARCHAR' THEN 'wrong_type:{path}' END"
+        f"""CASE WHEN starts_with(found[{i}], '"') THEN 'wrong_type:{path}' END"""
         for i, path in enumerate(paths, start=1)
         if path in numeric
     )
@@ -77,10 +84,9 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
         WITH checked AS (SELECT *, json_valid(line) AS ok FROM lines),
         parsed AS (
             SELECT *,
-                   CASE WHEN ok THEN json_extract_string(line, {path_list}) END AS vals,
-                   CASE WHEN ok THEN json_type(line, {path_list}) END AS types,
-                   CASE WHEN ok THEN json_type(line) END AS kind,
-                   CASE WHEN ok AND json_type(line) = 'OBJECT' THEN json_keys(line) END AS keys
+                   CASE WHEN ok THEN json_extract(line, {path_list}) END AS found,
+                   CASE WHEN ok THEN starts_with(ltrim(line, ' \t'), '{{') END AS is_object,
+                   CASE WHEN ok THEN json_keys(line) END AS keys
             FROM checked
         )
         SELECT
@@ -88,7 +94,7 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
             {values},
             list_filter(
                 [CASE WHEN NOT ok THEN 'invalid_json' END,
-                 CASE WHEN ok AND kind <> 'OBJECT' THEN 'not_an_object' END,
+                 CASE WHEN ok AND NOT is_object THEN 'not_an_object' END,
                  {type_errors or "NULL"}]
                 || [
                     'unknown_field:' || k
