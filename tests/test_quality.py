@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import statistics
+import sys
 from collections import Counter
 
 from dfhv import member_text, trip, write_zip
 from typer.testing import CliRunner
 
 from etl.cli.main import app
+from etl.quality import audit
 
 MEMBER = "dc_taxi/taxi_2016.zip!taxi_2016_01.txt"
 
@@ -195,3 +197,14 @@ def test_run_summary_and_quarantine_are_queryable_by_reason(wh):
         ],
     )
     assert out.output.splitlines() == ["n", "2"]
+
+
+def test_the_background_import_gives_back_the_switch_interval_it_lowered(monkeypatch):
+    seen = []
+    monkeypatch.setattr(
+        audit.importlib, "import_module", lambda name: seen.append((name, sys.getswitchinterval()))
+    )
+    before = sys.getswitchinterval()
+    audit._import_great_expectations()
+    assert seen == [("great_expectations", audit.IMPORT_SWITCH_INTERVAL_S)]
+    assert sys.getswitchinterval() == before
