@@ -293,14 +293,14 @@ class _Run:
             # The same content under a new mtime (or one never recorded): remember it, or the
             # file would be hashed again on every run.
             schema = {"path": pl.Utf8, "mtime_ns": pl.Int64}
-            self.con.register("_touched", pl.DataFrame(touched, schema=schema, orient="row"))
-            self.con.execute(
-                "UPDATE quality.files AS f SET mtime_ns = t.mtime_ns "
-                "FROM _touched AS t, quality.manifest AS m "
-                "WHERE f.path = t.path AND m.path = t.path AND f.status = 'loaded' "
-                "AND f.recorded_at = m.recorded_at"
-            )
-            self.con.unregister("_touched")
+            frame = pl.DataFrame(touched, schema=schema, orient="row")
+            with warehouse.registered(self.con, "_touched", frame):
+                self.con.execute(
+                    "UPDATE quality.files AS f SET mtime_ns = t.mtime_ns "
+                    "FROM _touched AS t, quality.manifest AS m "
+                    "WHERE f.path = t.path AND m.path = t.path AND f.status = 'loaded' "
+                    "AND f.recorded_at = m.recorded_at"
+                )
         return sorted(todo, key=lambda item: item[1].entity != "boundary")
 
     # -- write ----------------------------------------------------------------------------------

@@ -72,6 +72,16 @@ def _bytes(size: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
+@contextmanager
+def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """`frame` queryable as `name` on `con` for a block of work, and gone after it."""
+    con.register(name, frame)
+    try:
+        yield
+    finally:
+        con.unregister(name)
+
+
 def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
     """Insert a frame by column name, creating the table or adding new columns as needed.
 
@@ -86,8 +96,7 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> N
             [schema, name],
         ).fetchall()
     }
-    con.register("_incoming", frame)
-    try:
+    with registered(con, "_incoming", frame):
         if not existing:
             con.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming")
             return
@@ -96,8 +105,6 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> N
             if column not in existing:
                 con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {column_type}')
         con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
-    finally:
-        con.unregister("_incoming")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
