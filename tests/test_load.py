@@ -320,6 +320,25 @@ def test_daylight_saving_reject_policies_give_reasons_however_often_times_repeat
     ] * copies  # fmt: skip
 
 
+@pytest.mark.parametrize("plain_only", [True, False])
+def test_money_texts_are_cleaned_of_symbols_only_where_a_plain_cast_fails(plain_only):
+    """A column of plain numbers skips the symbol cleaning; one with `$1,234.50` among them
+    gets it on those texts, and a text that is not money either way keeps its reason."""
+    import polars as pl
+
+    from etl.config.models import Column
+    from etl.stage.mapping import PARSE_ERRORS, stage_frame
+
+    column = Column.model_validate({"from": "COST", "type": "money", "unit": "cents"})
+    texts = ["1250", "NULL", "7.5"] + ([] if plain_only else ["$1,234", " $7 ", "12.3.4"])
+    raw = pl.DataFrame({"_line": range(2, 2 + len(texts)), "COST": texts})
+    staged = stage_frame(raw, {"fare_usd": column}, null_tokens=("", "NULL"))
+    expected = [12.5, None, 0.075] + ([] if plain_only else [12.34, 0.07, None])
+    assert [v if v is None else round(v, 6) for v in staged["fare_usd"]] == expected
+    reasons = [[]] * 3 + ([] if plain_only else [[], [], ["unparseable:fare_usd"]])
+    assert staged[PARSE_ERRORS].to_list() == reasons
+
+
 def test_a_config_without_the_company_silos_still_publishes(wh):
     """The SQL models are written for the project's four sources: a user who loads only the DC
     taxi trips must not have to edit them (they read empty tables for the sources left out)."""

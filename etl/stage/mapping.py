@@ -118,6 +118,7 @@ def _parse(
     frame = frame.with_columns(expr for step in per_row for expr in step.parse)
     frame = frame.with_columns(expr for step in per_row for expr in step.derive)
     frame = frame.with_columns(step.value.alias(step.field) for step in per_row)
+    frame = _fall_back(frame, [step for step in per_row if step.fallback is not None])
     return frame.with_columns(cond.alias(f"__fail_{i}") for i, (_, cond) in enumerate(failures))
 
 
@@ -134,7 +135,23 @@ def _once_per_text(frame: pl.DataFrame, step: _Conversion) -> pl.DataFrame | Non
         .with_columns(step.derive)
         .with_columns(step.value.alias(step.field))
     )
-    return frame.join(done, on=text, how="left", nulls_equal=True, maintain_order="left")
+    # Joined on the text column alone: joining the whole frame would copy its every column.
+    looked_up = frame.select(text).join(
+        done, on=text, how="left", nulls_equal=True, maintain_order="left"
+    )
+    return frame.with_columns(looked_up.drop(text))
+
+
+def _fall_back(frame: pl.DataFrame, steps: list[_Conversion]) -> pl.DataFrame:
+    """Each step's costlier fallback value, where its plain value failed, for the steps where
+    any did: a column of plain numbers, like every DFHV fare, never pays for it."""
+    failed = [pl.col(_text(s.field)).is_not_null() & pl.col(s.field).is_null() for s in steps]
+    if not steps or not any(frame.select(f.any() for f in failed).row(0)):
+        return frame
+    return frame.with_columns(
+        pl.when(f).then(s.fallback).otherwise(pl.col(s.field)).alias(s.field)
+        for s, f in zip(steps, failed, strict=True)
+    )
 
 
 def _passthrough(raw: pl.DataFrame) -> list[str]:
@@ -187,6 +204,7 @@ class _Conversion:
     failures: list[tuple[str, pl.Expr]]  # (reason, condition on the value and helpers)
     derive: list[pl.Expr] = dataclasses.field(default_factory=list)  # helpers computed from helpers
     once_per_text: bool = False  # costly enough to compute once per distinct text
+    fallback: pl.Expr | None = None  # a costlier value for texts `value` fails on
 
     @classmethod
     def of(cls, field: str, column: Column) -> _Conversion:
@@ -205,16 +223,18 @@ class _Conversion:
                 .then(False)
             )
             return cls(field, [], value, unparseable)
-        number = text
+        value, fallback = _number(text, column), None
         if column.type == "money":
-            # Only texts with a symbol go through the (costlier) cleaning: plain numbers, like
-            # every DFHV fare, are cast as they are.
-            cleaned = text.str.replace_all(r"[$,\s]", "")
-            number = pl.when(text.str.contains(r"[$,\s]")).then(cleaned).otherwise(text)
-        value = number.cast(DTYPES[column.type], strict=False)
-        if column.unit and UNIT_FACTORS[column.unit] != 1.0:
-            value = value * UNIT_FACTORS[column.unit]
-        return cls(field, [], value, unparseable)
+            # `$1,234.50`: only a text that is not a plain number is cleaned of its symbols.
+            fallback = _number(text.str.replace_all(r"[$,\s]", ""), column)
+        return cls(field, [], value, unparseable, fallback=fallback)
+
+
+def _number(text: pl.Expr, column: Column) -> pl.Expr:
+    value = text.cast(DTYPES[column.type], strict=False)
+    if column.unit and UNIT_FACTORS[column.unit] != 1.0:
+        value = value * UNIT_FACTORS[column.unit]
+    return value
 
 
 def _timestamp(field: str, column: Column) -> _Conversion:
