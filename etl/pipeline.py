@@ -259,7 +259,12 @@ class _Run:
                 sources.setdefault(name, source)
         for name, source in sources.items():
             if source.entity == "trip":
-                warehouse.append(self.con, f"staging.{name}", empty_staging_frame(source))
+                # A text key is unique: stored as it is (see `-- uncompressed:` in the models).
+                columns = source.columns_for(None)
+                text_keys = [k for k in source.key if k in columns and columns[k].type == "string"]
+                warehouse.append(
+                    self.con, f"staging.{name}", empty_staging_frame(source), text_keys
+                )
 
     def _stored_boundary(self) -> shapely.Geometry | None:
         for name, source in self.config.sources.items():

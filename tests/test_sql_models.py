@@ -57,3 +57,44 @@ def test_a_view_cannot_declare_a_generated_column(tmp_path):
     (folder / "v.sql").write_text("-- materialized: view\n-- generated: x = 1\nSELECT 1 AS y\n")
     with pytest.raises(models.ModelError, match=r"v\.sql: a view has no generated columns"):
         models.discover(tmp_path / "models")
+
+
+def _compression(con: duckdb.DuckDBPyConnection, table: str, column: str) -> set[str]:
+    con.execute("CHECKPOINT")
+    rows = con.execute(
+        "SELECT DISTINCT compression FROM pragma_storage_info(?) "
+        "WHERE column_name = ? AND segment_type = 'VARCHAR'",
+        [table, column],
+    ).fetchall()
+    return {compression for (compression,) in rows}
+
+
+def test_an_uncompressed_column_is_stored_as_it_is_and_the_others_are_not(tmp_path):
+    folder = tmp_path / "models" / "curated"
+    folder.mkdir(parents=True)
+    (folder / "ids.sql").write_text(
+        "-- uncompressed: id\nSELECT 'record-' || range AS id, 'same' AS kind FROM range(100000)\n"
+    )
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    models.build(con, models.discover(tmp_path / "models"))
+    assert _compression(con, "curated.ids", "id") == {"Uncompressed"}
+    assert _compression(con, "curated.ids", "kind") != {"Uncompressed"}
+    assert con.execute("SELECT count(DISTINCT id), max(kind) FROM curated.ids").fetchone() == (
+        100000,
+        "same",
+    )
+
+
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ("-- materialized: view\n-- uncompressed: y\n", r"v\.sql: a view stores no columns"),
+        ("-- uncompressed: y,z\n", r"v\.sql: uncompressed: no column z"),
+    ],
+)
+def test_an_uncompressed_column_must_be_a_stored_column_of_the_select(tmp_path, header, message):
+    folder = tmp_path / "models" / "curated"
+    folder.mkdir(parents=True)
+    (folder / "v.sql").write_text(f"{header}SELECT 1 AS y\n")
+    with pytest.raises(models.ModelError, match=message):
+        models.build(duckdb.connect(), models.discover(tmp_path / "models"))

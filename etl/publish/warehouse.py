@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -82,10 +82,41 @@ def registered(con: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -
         con.unregister(name)
 
 
-def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+def create_table(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    select: str,
+    generated: Sequence[tuple[str, str]] = (),
+    uncompressed: Collection[str] = (),
+) -> None:
+    """CREATE OR REPLACE a table of a SELECT's columns and rows, with `generated` columns
+    (name, SQL expression: computed on read, not stored) and the `uncompressed` text columns
+    stored as they are. DuckDB declares both only in a column list, so the SELECT is described
+    to write one. Raises WarehouseError for an uncompressed column the SELECT does not have."""
+    described = con.execute(f"DESCRIBE {select}").fetchall()
+    unknown = set(uncompressed) - {name for name, *_ in described}
+    if unknown:
+        raise WarehouseError(f"uncompressed: no column {', '.join(sorted(unknown))}")
+    columns = [f'"{name}" AS ({expression})' for name, expression in generated]
+    columns += [
+        f'"{name}" {column_type}'
+        + (" USING COMPRESSION uncompressed" if name in uncompressed else "")
+        for name, column_type, *_ in described
+    ]
+    con.execute(f"CREATE OR REPLACE TABLE {table} ({', '.join(columns)})")
+    con.execute(f"INSERT INTO {table} BY NAME {select}")
+
+
+def append(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pl.DataFrame,
+    uncompressed: Collection[str] = (),
+) -> None:
     """Insert a frame by column name, creating the table or adding new columns as needed.
 
     A config edit may map a new field; the table grows a column rather than the load failing.
+    `uncompressed` columns are stored as they are when the table is created (`create_table`).
     """
     schema, name = table.split(".")
     existing = {
@@ -98,7 +129,7 @@ def append(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> N
     }
     with registered(con, "_incoming", frame):
         if not existing:
-            con.execute(f"CREATE TABLE {table} AS SELECT * FROM _incoming")
+            create_table(con, table, "SELECT * FROM _incoming", uncompressed=uncompressed)
             return
         incoming = con.execute("DESCRIBE SELECT * FROM _incoming").fetchall()
         for column, column_type, *_ in incoming:

@@ -1,6 +1,7 @@
 -- materialized: incremental
 -- generated: trip_id = source || ':' || source_record_id
 -- generated: seen_by = CASE WHEN matched_source IS NULL THEN [source] ELSE [source, matched_source] END
+-- uncompressed: source_record_id
 -- One row per physical trip across all silos (the design.md contract). A trip two silos both
 -- logged (intermediate.trip_matches, written by the matching step) is kept once, as the record
 -- of the side the config keeps; seen_by lists every source that logged it.
