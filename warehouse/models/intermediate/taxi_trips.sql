@@ -14,8 +14,8 @@ SELECT
     duration_s,
     fare_usd,
     total_usd,
-    'hour' AS time_precision,        -- DFHV rounds both timestamps to the hour
-    'block' AS location_precision,   -- points are snapped to a block within 250 m
+    'hour'::curated.time_precision AS time_precision,  -- DFHV rounds both times to the hour
+    'block'::curated.location_precision AS location_precision,  -- snapped to a block
     airport,
     pickup_in_dc,
     dropoff_in_dc,
