@@ -15,11 +15,11 @@ from pandera.config import ValidationDepth, config_context
 from etl.quality.rows import (
     RowCheckError,
     RowSpecError,
-    _label_lists,
     check_rows,
     load_row_spec,
     pandera_schema,
 )
+from etl.stage.labels import label_lists
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 DC_TAXI = SCHEMAS / "dc_taxi_rows.yaml"
@@ -467,7 +467,7 @@ def test_label_lists_match_a_plain_computation(n_labels):
     labels = [f"c{i}" for i in range(n_labels)]
     rows = [[rng.random() < 0.3 for _ in labels] for _ in range(500)]
     bits = pl.DataFrame(rows, schema=labels, orient="row")
-    got = _label_lists(bits, labels, bits.height).to_list()
+    got = label_lists(bits, labels, bits.height).to_list()
     assert got == [[lab for lab, b in zip(labels, row, strict=True) if b] for row in rows]
 
 

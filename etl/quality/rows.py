@@ -39,6 +39,7 @@ from pandera.constants import CHECK_OUTPUT_KEY
 from pandera.errors import SchemaErrorReason, SchemaErrors
 
 from etl.quality.rowspec import RowCheck, RowSpec, RowSpecError, family_of, load_row_spec
+from etl.stage.labels import label_lists
 
 __all__ = [
     "FLAGS",
@@ -58,7 +59,6 @@ REASONS = "_reasons"
 FLAGS = "_flags"
 # Examples pandera keeps per failing check, for its own message; see the module docstring.
 N_FAILURE_CASES = 5
-_UINTS = ((8, pl.UInt8), (16, pl.UInt16), (32, pl.UInt32), (64, pl.UInt64))
 
 
 class RowCheckError(RuntimeError):
@@ -138,67 +138,16 @@ def check_rows(df: pl.DataFrame | pl.LazyFrame, spec: RowSpec | str | Path) -> R
     staged_bits = bits.filter(~rejected_mask) if bits.width else bits
     rejected_bits = bits.filter(rejected_mask) if bits.width else bits
     staged = (df if n_rejected == 0 else df.filter(~rejected_mask)).with_columns(
-        _label_lists(staged_bits, flags, df.height - n_rejected).alias(FLAGS)
+        label_lists(staged_bits, flags, df.height - n_rejected).alias(FLAGS)
     )
     rejected = df.filter(rejected_mask).with_columns(
-        _label_lists(rejected_bits, reasons, n_rejected).alias(REASONS),
-        _label_lists(rejected_bits, flags, n_rejected).alias(FLAGS),
+        label_lists(rejected_bits, reasons, n_rejected).alias(REASONS),
+        label_lists(rejected_bits, flags, n_rejected).alias(FLAGS),
     )
 
     counts = {check.name: 0 for check in spec.checks}
     counts.update({name: int(s.sum()) for name, s in {**failed, **parsed}.items()})
     return RowCheckResult(staged=staged, rejected=rejected, reason_counts=counts)
-
-
-def _label_lists(bits: pl.DataFrame, labels: list[str], height: int) -> pl.Series:
-    """Per row, the list of `labels` whose boolean column in `bits` is true, in label order.
-
-    polars' `concat_list(when(c).then(lit(c)) ...).list.drop_nulls()` says this in one line but
-    takes ~7 s for 5 M rows and three labels (`list.drop_nulls` and `concat_list` of list columns
-    are each over a second). Instead each row's combination of labels is encoded as the bits of
-    an integer, the list is built once per distinct combination (few: the checks that failed
-    together) and gathered back by code: ~0.1-0.3 s for 5 M rows.
-    """
-    if not labels or height == 0:
-        return pl.repeat([], height, dtype=pl.List(pl.Utf8), eager=True)
-    if len(labels) > 64:  # more failing checks than bits in a code: combine codes by a join
-        return _label_lists_joined(bits, labels)
-    bits_needed = len(labels)
-    dtype = next(t for n, t in _UINTS if n >= bits_needed)
-    code = _code(labels, dtype)
-    codes = bits.select(code).to_series()
-    if len(labels) <= 8:  # every combination: a lookup table of at most 256 lists
-        combos = pl.Series(range(1 << len(labels)), dtype=dtype)
-    else:
-        combos = codes.unique().sort()
-    lists = pl.Series(
-        [[c for i, c in enumerate(labels) if k >> i & 1] for k in combos.to_list()],
-        dtype=pl.List(pl.Utf8),
-    )
-    index = codes if len(labels) <= 8 else combos.search_sorted(codes)
-    return lists.gather(index)
-
-
-def _code(labels: list[str], dtype: type[pl.DataType]) -> pl.Expr:
-    """The bits of a row's combination of labels, as one unsigned integer."""
-    return pl.sum_horizontal(
-        [pl.col(c).cast(dtype) * pl.lit(1 << i, dtype) for i, c in enumerate(labels)]
-    ).alias("code")
-
-
-def _label_lists_joined(bits: pl.DataFrame, labels: list[str]) -> pl.Series:
-    chunks = [labels[i : i + 64] for i in range(0, len(labels), 64)]
-    keys = [f"k{j}" for j in range(len(chunks))]
-    codes = bits.select(
-        _code(chunk, pl.UInt64).alias(key) for key, chunk in zip(keys, chunks, strict=True)
-    )
-    combos = codes.unique()
-    lists = [
-        [c for chunk, k in zip(chunks, row, strict=True) for i, c in enumerate(chunk) if k >> i & 1]
-        for row in combos.iter_rows()
-    ]
-    combos = combos.with_columns(pl.Series("labels", lists, dtype=pl.List(pl.Utf8)))
-    return codes.join(combos, on=keys, how="left", maintain_order="left").get_column("labels")
 
 
 def _parse_failures(df: pl.DataFrame) -> dict[str, pl.Series]:

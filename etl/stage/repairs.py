@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from etl.stage.labels import label_lists
+
 REPAIRS = "_repairs"
 
 # A generous box around DC (the boundary's extremes are 38.79..39.00 N, 77.12..76.90 W).
@@ -25,7 +27,7 @@ POINTS = {"pickup": ("pickup_lat", "pickup_lon"), "dropoff": ("dropoff_lat", "dr
 
 def swapped_coordinates(frame: pl.DataFrame) -> pl.DataFrame:
     """Exchange swapped latitude/longitude pairs and record which points were repaired."""
-    fixes, notes = [], []
+    fixes, swaps = [], {}
     for point, (lat, lon) in POINTS.items():
         if lat not in frame.columns or lon not in frame.columns:
             continue
@@ -34,10 +36,12 @@ def swapped_coordinates(frame: pl.DataFrame) -> pl.DataFrame:
             pl.when(swapped).then(pl.col(lon)).otherwise(pl.col(lat)).alias(lat),
             pl.when(swapped).then(pl.col(lat)).otherwise(pl.col(lon)).alias(lon),
         ]
-        notes.append(pl.when(swapped).then(pl.lit(f"swapped_coordinates:{point}")))
+        swaps[f"swapped_coordinates:{point}"] = swapped
     if not fixes:
         return frame
-    return frame.with_columns(*fixes, pl.concat_list(notes).list.drop_nulls().alias(REPAIRS))
+    bits = frame.select(swapped.alias(note) for note, swapped in swaps.items())
+    notes = label_lists(bits, list(swaps), frame.height)
+    return frame.with_columns(*fixes, notes.alias(REPAIRS))
 
 
 AVAILABLE = {"swapped_coordinates": swapped_coordinates}
