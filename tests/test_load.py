@@ -339,6 +339,25 @@ def test_money_texts_are_cleaned_of_symbols_only_where_a_plain_cast_fails(plain_
     assert staged[PARSE_ERRORS].to_list() == reasons
 
 
+def test_iso_times_with_z_or_an_offset_parse_alike_and_garbage_keeps_its_reason():
+    """`%#z` times are parsed as a literal Z first; the others by the declared format."""
+    import polars as pl
+
+    from etl.config.models import Column
+    from etl.stage.mapping import PARSE_ERRORS, stage_frame
+
+    column = Column.model_validate(
+        {"from": "AT", "type": "timestamp", "format": "%Y-%m-%dT%H:%M:%S%#z"}
+    )
+    texts = ["2023-03-12T07:30:00Z", "2023-03-12T03:30:00-04:00", "2023-03-12T07:30:00+00:00",
+             "2023-03-12 07:30", None]  # fmt: skip
+    raw = pl.DataFrame({"_line": range(2, 7), "AT": texts})
+    staged = stage_frame(raw, {"at": column}, null_tokens=("",))
+    utc = datetime(2023, 3, 12, 7, 30, tzinfo=UTC)
+    assert staged["at"].to_list() == [utc, utc, utc, None, None]
+    assert staged[PARSE_ERRORS].to_list() == [[], [], [], ["unparseable:at"], []]
+
+
 def test_a_config_without_the_company_silos_still_publishes(wh):
     """The SQL models are written for the project's four sources: a user who loads only the DC
     taxi trips must not have to edit them (they read empty tables for the sources left out)."""
