@@ -7,8 +7,8 @@
 Each case runs as a whole process (wall time, CPU time and peak RSS from wait4), one after the
 other on the same files, so ratios measured in one run compare like with like on a shared,
 noisy machine. Data comes from `etl sample`, cached under bench/data/ by scale and seed.
-Results go to bench/results/<date>-<groups>.md and .json with the machine's cores, memory and
-library versions.
+Results go to bench/results/<date>-<commit>-<groups>.md and .json with the machine's cores,
+memory and library versions.
 
 Groups:
 - load: the floor (DuckDB's bare read_csv of the extracted DFHV members into typed columns),
@@ -31,6 +31,7 @@ import platform
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import zipfile
 from datetime import UTC, datetime
@@ -261,18 +262,42 @@ def machine() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "load_average": os.getloadavg(),
+        "commit": commit(),
         "versions": versions,
     }
+
+
+def commit() -> str:
+    """The checked-out commit, short, with `+` when the tree has changes (or `unknown`)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=BENCH,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=BENCH,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+" if dirty else "")
 
 
 def write_results(label: str, rows: int, results: list[Measurement], rounds: int = 1) -> Path:
     out = BENCH / "results"
     out.mkdir(exist_ok=True)
-    stem = f"{datetime.now(UTC):%Y-%m-%d}-{label}"
     info = machine()
+    stem = f"{datetime.now(UTC):%Y-%m-%d}-{info['commit']}-{label}"
     floor = next((m for m in results if m.name.startswith("floor")), None)
     lines = [
-        f"# Benchmark: {label} ({rows:,} DC taxi rows where one scale applies)",
+        f"# Benchmark: {label} ({rows:,} DC taxi rows where one scale applies), "
+        f"at commit {info['commit']}",
         "",
         f"Each figure: the median of {rounds} interleaved round(s); peak memory the highest."
         if rounds > 1
