@@ -460,18 +460,7 @@ class _Run:
         transaction. Returns why it did not publish, or None."""
         self.con.execute("BEGIN TRANSACTION")
         try:
-            for name in self.config.sources:
-                table = f"staging.{name}"
-                if not warehouse.table_exists(self.con, table):
-                    continue
-                if full_refresh:
-                    self.con.execute(f"DELETE FROM {table} WHERE _run_id <> ?", [self.run_id])
-                else:
-                    self.con.execute(
-                        f"DELETE FROM {table} WHERE _run_id <> ? AND _file IN "
-                        "(SELECT unnest(?::VARCHAR[]))",
-                        [self.run_id, [o.path for o in loaded if o.source == name]],
-                    )
+            self._retire_replaced(loaded, full_refresh)
             self._record_files(loaded)
             rebuild = full_refresh or self._models_changed()
             if loaded or rebuild:
@@ -491,6 +480,25 @@ class _Run:
             self.con.execute("ROLLBACK")
             raise
         return None
+
+    def _retire_replaced(self, loaded: list[FileOutcome], full_refresh: bool) -> None:
+        """The rows of earlier versions of the files this run loaded (of every file, on a full
+        refresh) leave staging and the quarantine: a file's staged and quarantined rows are
+        those of its current version, and add up to the rows it has. Quarantined rows of a run
+        that failed its audit go too once their file loads."""
+        tables = [(f"staging.{name}", "_run_id", "_file") for name in self.config.sources]
+        tables.append(("quality.quarantine", "run_id", "file"))
+        for table, run, file in tables:
+            if not warehouse.table_exists(self.con, table):
+                continue
+            if full_refresh:
+                self.con.execute(f"DELETE FROM {table} WHERE {run} <> ?", [self.run_id])
+            else:
+                self.con.execute(
+                    f"DELETE FROM {table} WHERE {run} <> ? AND {file} IN "
+                    "(SELECT unnest(?::VARCHAR[]))",
+                    [self.run_id, [o.path for o in loaded]],
+                )
 
     def _models_changed(self) -> bool:
         """Whether the SQL models differ from those of the last published run."""

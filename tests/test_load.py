@@ -150,6 +150,22 @@ def test_changed_file_replaces_its_rows_and_nothing_else(wh):
     assert staged(wh, "*", "_file LIKE '%taxi_2016_02.txt'") == february_before
 
 
+def test_changed_file_replaces_its_quarantined_rows_too(wh):
+    """A file's staged and quarantined rows are its current version's, and add up to it."""
+    member = "taxi_2016_01.txt"
+    zip_2016(wh, [trip(1), trip(2, FAREAMOUNT="abc"), trip(3, FAREAMOUNT="xyz")], member)
+    wh.run()
+    zip_2016(wh, [trip(1), trip(2), trip(3, FAREAMOUNT="xyz"), trip(4)], member)
+    wh.run()
+    quarantined = wh.query("SELECT line, raw->>'FAREAMOUNT' FROM quality.quarantine")
+    assert quarantined == [(4, "xyz")]
+    read, in_staging, in_quarantine = wh.query(
+        "SELECT m.rows_read, (SELECT count(*) FROM staging.dc_taxi WHERE _file = m.path), "
+        "(SELECT count(*) FROM quality.quarantine WHERE file = m.path) FROM quality.manifest m"
+    )[0]
+    assert (read, in_staging, in_quarantine) == (4, 3, 1)
+
+
 def test_full_refresh_reloads_everything_once(wh):
     zip_2016(wh, [trip(k) for k in range(1, 6)])
     wh.run()

@@ -171,12 +171,16 @@ def test_failed_audit_is_retried_and_publishes_once_the_file_is_fixed(wh):
     write_zip(wh.data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": member_text(good)})
     wh.run()
     bad = [trip(k, DURATION="12") for k in range(1, 41)]
+    bad.append(trip(41, FAREAMOUNT="abc"))  # quarantined by each attempt
     write_zip(wh.data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_02.txt": member_text(bad)})
     assert wh.run().exit_code == 1
     assert wh.run().exit_code == 1  # not loaded, so tried (and refused) again
-    write_zip(wh.data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_02.txt": member_text(good)})
+    assert wh.scalar("SELECT count(*) FROM quality.quarantine") == 2  # each failed run's record
+    fixed = [*good, trip(41, FAREAMOUNT="abc")]
+    write_zip(wh.data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_02.txt": member_text(fixed)})
     assert wh.run().exit_code == 0
     assert wh.scalar("SELECT count(*) FROM curated.trips") == 80
+    assert wh.scalar("SELECT count(*) FROM quality.quarantine") == 1  # the loaded version's
 
 
 def test_run_summary_and_quarantine_are_queryable_by_reason(wh):
