@@ -114,15 +114,16 @@ def sql(
     query: Annotated[str, typer.Argument(help="SQL to run on the warehouse (read-only).")],
     warehouse: WarehouseOption = DEFAULT_WAREHOUSE,
     output: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    data_root: DataRootOption = DEFAULT_DATA_ROOT,
 ) -> None:
-    """Run SQL on the warehouse, read-only."""
+    """Run one SELECT on the warehouse, read-only; it may read files under the data root."""
     from etl.cli.output import print_query
     from etl.report.query import QueryError, run_query
 
     if output not in ("table", "csv", "json"):
         raise fail(f"--format must be table, csv or json, not {output!r}")
     try:
-        columns, rows = run_query(warehouse, query)
+        columns, rows = run_query(warehouse, query, readable=(data_root,))
     except QueryError as exc:
         raise fail(str(exc)) from None
     print_query(columns, rows, output)
