@@ -8,7 +8,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from etl.config.checks import check_condition
 from etl.config.models import Config
+from etl.config.yaml_doc import YamlError, YamlLimits, parse, read_limited
 
 
 class ConfigError(Exception):
@@ -22,14 +24,15 @@ def load_config(path: Path) -> Config:
     a delimiter is one character`.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        limits = YamlLimits.from_env()
+        node, data = parse(read_limited(path, limits.max_bytes), limits)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+    except YamlError as exc:
+        where = f"{path}:{exc.line}" if exc.line else str(path)
+        raise ConfigError(f"{where}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -38,25 +41,41 @@ def load_config(path: Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'sources' key")
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data, context={"config_dir": path.parent})
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, _key_lines(node))) from None
+    for name, source in config.sources.items():
+        try:  # the condition names the mapped columns, so it is checked with them
+            if source.trips_where is not None:
+                check_condition(source.trips_where, set(source.columns))
+        except ValueError as exc:
+            loc = ("sources", name, "trips_where")
+            raise ConfigError(_at(path, loc, str(exc), _key_lines(node))) from None
+    return config
 
 
 def _describe(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> str:
-    """The first validation error as `file:line: dotted.key: message (+N more)`."""
-    error = exc.errors()[0]
+    """The first validation error as `file:line: dotted.key: message (+N more)`.
+
+    An unknown key comes first: a typo (`fromat:`) also makes the key it meant "missing", and
+    the typo is the cause.
+    """
+    errors = exc.errors()
+    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(part for part in error["loc"] if not str(part).startswith("function-after"))
-    line = _nearest_line(loc, lines)
-    key = ".".join(str(part) for part in loc) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
         message = "unknown key"
     elif error["type"] == "missing":
         message = "required key is missing"
-    more = len(exc.errors()) - 1
-    suffix = f" (+{more} more)" if more else ""
-    return f"{path}:{line}: {key}: {message}{suffix}"
+    more = len(errors) - 1
+    return _at(path, loc, message + (f" (+{more} more)" if more else ""), lines)
+
+
+def _at(path: Path, loc: tuple, message: str, lines: dict[tuple, int]) -> str:
+    """`file:line: dotted.key: message`, the line of the key or of its nearest parent."""
+    key = ".".join(str(part) for part in loc) or "(top level)"
+    return f"{path}:{_nearest_line(loc, lines)}: {key}: {message}"
 
 
 def _nearest_line(loc: tuple, lines: dict[tuple, int]) -> int:

@@ -10,7 +10,16 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from etl.config.checks import check_relative, check_zone, compile_regex
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -49,6 +58,8 @@ class Column(Strict):
     true_values: tuple[str, ...] = ("Y", "y", "true", "True", "1")
     required: bool = True
 
+    _zone = field_validator("timezone")(check_zone)
+
     @model_validator(mode="after")
     def _unit_needs_number(self) -> Column:
         if self.unit and self.type not in ("integer", "float", "money"):
@@ -64,6 +75,8 @@ class ColumnOverride(Strict):
     format: str | None = None
     timezone: str | None = None
     required: bool | None = None
+
+    _zone = field_validator("timezone")(check_zone)
 
 
 class Layout(Strict):
@@ -108,6 +121,31 @@ class Source(Strict):
         if len(value) != 1:
             raise ValueError("a delimiter is one character")
         return value
+
+    @field_validator("files")
+    @classmethod
+    def _inside_data_root(cls, files: tuple[str, ...]) -> tuple[str, ...]:
+        for pattern in files:
+            if not pattern.startswith(("http://", "https://")):
+                check_relative(pattern, "the data root")
+        return files
+
+    @field_validator("trailer")
+    @classmethod
+    def _trailer_counts(cls, pattern: str | None) -> str | None:
+        if pattern is not None and compile_regex(pattern).groups < 1:
+            raise ValueError(f"trailer {pattern!r} needs a group capturing the row count")
+        return pattern
+
+    @field_validator("row_checks", "suite")
+    @classmethod
+    def _file_exists(cls, name: str | None, info: ValidationInfo) -> str | None:
+        config_dir = (info.context or {}).get("config_dir")
+        if name is not None and config_dir is not None:
+            check_relative(name, "the config's folder")
+            if not (config_dir / name).is_file():
+                raise ValueError(f"no such file: {config_dir / name}")
+        return name
 
     @model_validator(mode="after")
     def _overrides_name_columns(self) -> Source:
