@@ -1,5 +1,5 @@
 """`python -m etl` is the `etl` command."""
 
-from etl.cli.main import app
+from etl.cli.main import main
 
-app()
+main()

@@ -1,13 +1,15 @@
 """The `etl` command line. Each command parses options and calls a library function.
 
 Exit codes: 0 success, 1 the data failed an `error` audit (nothing published), 2 bad usage,
-bad config or unreadable input. Heavy libraries are imported inside the commands that need them,
-so that `etl --help` stays fast.
+bad config, unreadable input or a fault of the machine (a full disk), 3 an internal error (a bug:
+one line, the traceback in a log file; see etl/cli/errors.py). Heavy libraries are imported
+inside the commands that need them, so that `etl --help` stays fast.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -236,3 +238,10 @@ def predict(
             f"as {result['source']}; naive baseline {result['baseline']['duration_min']:.1f} min, "
             f"${result['baseline']['fare_usd']:.2f})"
         )
+
+
+def main() -> None:
+    """The `etl` console script: the app, with an unexpected error as one line and a log file."""
+    from etl.cli.errors import run_guarded
+
+    run_guarded(app, sys.argv[1:])

@@ -1,0 +1,142 @@
+"""An error no command expected: one line, never a traceback; exit 3 for a bug, 2 for the machine.
+
+Every test runs the command line in a real child process, as a user or a scheduler would.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from etl.cli.errors import describe
+from etl.paths import PROJECT_ROOT
+from etl.publish.warehouse import connect
+
+# The child replaces one library function with a fault, then runs the real `etl` entry point.
+INJECT = """
+import sys
+import etl.report.status
+
+def fault(*args, **kwargs):
+    {raise_line}
+
+etl.report.status.last_runs = fault
+from etl.cli.main import main
+main()
+"""
+
+
+def etl(*args: str, raise_line: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    code = ["-m", "etl"] if raise_line is None else ["-c", INJECT.format(raise_line=raise_line)]
+    kwargs.setdefault("stdout", subprocess.PIPE)
+    return subprocess.run(
+        [sys.executable, *code, *args],
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+        **kwargs,
+    )
+
+
+def one_line(done: subprocess.CompletedProcess) -> str:
+    assert "Traceback" not in done.stderr + (done.stdout or "")
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "wh" / "w.duckdb"
+    connect(path).close()
+    return path
+
+
+def test_a_bug_is_exit_3_one_line_and_the_traceback_in_a_log_beside_the_warehouse(warehouse):
+    done = etl("status", "--warehouse", str(warehouse), raise_line="{}['run_id']")
+    assert done.returncode == 3
+    line = one_line(done)
+    expected = r"error: internal error: KeyError: 'run_id'; the traceback is in (.+)"
+    match = re.fullmatch(expected, line)
+    assert match, line
+    log = Path(match.group(1))
+    assert log.parent == warehouse.parent / "logs"
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "KeyError: 'run_id'" in text
+    assert "in fault" in text  # the frame where it happened
+
+
+def test_the_log_goes_to_the_temp_folder_when_the_warehouse_folder_cannot_take_it(
+    warehouse, tmp_path
+):
+    (warehouse.parent / "logs").write_text("a file where the logs folder would be")
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    done = etl("status", "--warehouse", str(warehouse), raise_line="1 / 0", env=env)
+    assert done.returncode == 3
+    log = Path(one_line(done).rpartition("the traceback is in ")[2])
+    assert log.parent == temp / "etl-logs" and "ZeroDivisionError" in log.read_text()
+
+
+def test_a_full_disk_under_the_output_is_one_line_and_exit_2(warehouse):
+    with open("/dev/full", "w") as full:
+        done = etl("sql", "SELECT 42 AS answer", "--warehouse", str(warehouse), stdout=full)
+    assert done.returncode == 2
+    assert one_line(done) == "error: no space left on device"
+
+
+def test_an_environment_error_is_exit_2_and_names_the_file(warehouse):
+    fault = "raise OSError(28, 'No space left on device', '/var/w.duckdb.wal')"
+    done = etl("status", "--warehouse", str(warehouse), raise_line=fault)
+    assert done.returncode == 2
+    assert one_line(done) == "error: no space left on device: /var/w.duckdb.wal"
+    assert not (warehouse.parent / "logs").exists()
+
+
+def test_a_full_disk_behind_a_later_error_is_still_named():
+    full = OSError(errno.ENOSPC, "No space left on device", "w.duckdb.wal")
+    later = RuntimeError("cannot rollback - no transaction is active")
+    later.__context__ = full  # as when a ROLLBACK fails after a failed commit
+    assert describe(later, []) == (2, "no space left on device: w.duckdb.wal")
+
+
+def _tmpfs_available() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    probe = ["unshare", "--user", "--map-root-user", "--mount", "true"]
+    return subprocess.run(probe, capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not _tmpfs_available(), reason="needs `unshare` to mount a small tmpfs")
+def test_a_real_full_disk_during_a_run_is_one_line_and_exit_2(tmp_path):
+    from dfhv import member_text, trip, write_zip
+
+    data = tmp_path / "data"
+    rows = [trip(i) for i in range(1, 200)]
+    write_zip(data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": member_text(rows)})
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    run = (
+        f"mount -t tmpfs -o size=64k tmpfs {disk} && exec {sys.executable} -m etl run "
+        f"--data-root {data} --warehouse {disk / 'w.duckdb'}"
+    )
+    done = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", run],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=PROJECT_ROOT,
+    )
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr + done.stdout
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "No space left on device" in last
