@@ -129,3 +129,11 @@ def test_a_parameterised_internal_query_still_runs(site):
     from etl.report.query import run_query
 
     assert run_query(site / "w.duckdb", "SELECT $n::INT * 2 AS x", {"n": 21}) == (["x"], [(42,)])
+
+
+def test_a_link_under_the_data_root_does_not_lead_out_of_it(site):
+    (site / "data" / "link.txt").symlink_to(site / "secret.txt")
+    query = f"SELECT * FROM read_text('{site / 'data' / 'link.txt'}')"
+    result = sql(site, query, "--data-root", str(site / "data"))
+    assert result.exit_code == 2 and "Permission Error" in result.output
+    assert "not for analysts" not in result.output
