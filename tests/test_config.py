@@ -151,6 +151,9 @@ def test_a_typo_names_the_unknown_key_before_the_key_it_hides(tmp_path):
         ("~/x.csv", "leaves the data root"),
         ("/etc/*.csv", "is absolute"),
         ("C:/data/*.csv", "is absolute"),
+        ("", "names no file"),
+        ("./.", "names no file"),
+        ("dc_taxi/**x.zip", "is not a valid glob"),
     ],
 )
 def test_a_glob_must_stay_inside_the_data_root(tmp_path, glob, problem):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from pathlib import PurePosixPath, PureWindowsPath
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import polars as pl
 
@@ -20,6 +20,18 @@ def check_relative(pattern: str, root: str) -> str:
         raise ValueError(f"{pattern!r} is absolute: paths and globs are relative to {root}")
     if pattern.startswith("~") or ".." in re.split(r"[\\/]", pattern):
         raise ValueError(f"{pattern!r} leaves {root}: paths and globs may not use '..' or '~'")
+    return pattern
+
+
+def check_glob(pattern: str) -> str:
+    """A glob of files under the data root that pathlib, which expands it, accepts."""
+    check_relative(pattern, "the data root")
+    if PurePosixPath(pattern) == PurePosixPath("."):  # '' and '.' are the root, not its files
+        raise ValueError(f"{pattern!r} names no file under the data root")
+    try:  # pathlib checks a pattern only when the glob is iterated: here, over no folder
+        next(Path("/nonexistent/etl-config-check").glob(pattern), None)
+    except ValueError as exc:
+        raise ValueError(f"{pattern!r} is not a valid glob: {exc}") from None
     return pattern
 
 

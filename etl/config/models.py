@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from etl.config.checks import check_relative, check_zone, compile_regex
+from etl.config.checks import check_glob, check_relative, check_zone, compile_regex
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -127,7 +127,7 @@ class Source(Strict):
     def _inside_data_root(cls, files: tuple[str, ...]) -> tuple[str, ...]:
         for pattern in files:
             if not pattern.startswith(("http://", "https://")):
-                check_relative(pattern, "the data root")
+                check_glob(pattern)
         return files
 
     @field_validator("trailer")
