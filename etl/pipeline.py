@@ -35,6 +35,7 @@ from etl.paths import PROJECT_CONFIG
 from etl.publish import models, warehouse
 from etl.publish.build import ReconciliationError, build_curated
 from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
+from etl.quality.batch import load_suite
 from etl.quality.rowspec import RowSpecError, load_row_spec
 from etl.sources.boundary import read_boundary, stored_boundary
 from etl.sources.fetch import Piece, read_pieces
@@ -132,6 +133,7 @@ def run(
     """Load every source, audit and publish. Raises ConfigError/SourceError for bad usage."""
     config = load_config(config_path)
     checkers = _row_checkers(config, config_path.parent)
+    _check_suites(config, config_path.parent)
     if not data_root.is_dir():
         raise SourceError(f"{data_root}: data root is not a directory")
     con = warehouse.connect(warehouse_path)
@@ -171,6 +173,16 @@ def _row_checkers(config: Config, config_dir: Path) -> dict[str, RowChecker]:
 
         checkers[name] = checker
     return checkers
+
+
+def _check_suites(config: Config, config_dir: Path) -> None:
+    """Each source's suite parsed before anything runs, not after loading: a config error."""
+    for name, source in config.sources.items():
+        if source.suite is not None:
+            try:
+                load_suite(config_dir / source.suite)
+            except ValueError as exc:
+                raise ConfigError(f"sources.{name}.suite: {exc}") from None
 
 
 class _Run:

@@ -283,3 +283,15 @@ def test_a_bad_glob_stops_the_run_before_anything_is_read(tmp_path):
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "leaves the data root" in result.output
     assert not warehouse.exists()
+
+
+def test_a_suite_that_does_not_parse_stops_the_run_before_anything_is_read(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "suite.json").write_text('{"name": "trip", "expectations": [')
+    config = write(tmp_path, with_key("suite: suite.json"))
+    warehouse = tmp_path / "w.duckdb"
+    args = ["--data-root", str(tmp_path / "data"), "--warehouse", str(warehouse)]
+    result = CliRunner().invoke(app, ["run", "--config", str(config), *args])
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "sources.taxi.suite: " in result.output
+    assert not warehouse.exists()
