@@ -31,7 +31,7 @@ import shapely
 
 from etl.config.load import ConfigError, load_config
 from etl.config.models import Config, Source
-from etl.paths import PROJECT_CONFIG
+from etl.paths import project_models
 from etl.publish import models, warehouse
 from etl.publish.build import ReconciliationError, build_curated
 from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
@@ -193,7 +193,8 @@ class _Run:
         self.outcomes: list[FileOutcome] = []
         self.checks: list[SourceCheck] = []
         self.skipped = 0
-        self.models = models.discover()
+        models_dir, self.models_config = project_models(config_path.parent)
+        self.models = models.discover(models_dir)
         self.models_sha = models.fingerprint(self.models)
         self.boundary: shapely.Geometry | None = None
         self.seen_keys: pl.DataFrame | None = None  # of a file staged in pieces, so far
@@ -250,12 +251,12 @@ class _Run:
     def _ensure_staging_tables(self) -> None:
         """Every trip source has its staging table, even before it has files: models read them.
 
-        The SQL models are written for the project's own sources (its sources.yaml). A config
+        The SQL models are written for the sources.yaml beside them (paths.project_models). A config
         that leaves some of them out still builds the models, over empty tables of their shape.
         """
         sources = dict(self.config.sources)
-        if PROJECT_CONFIG.exists():
-            for name, source in load_config(PROJECT_CONFIG).sources.items():
+        if self.models_config.exists():
+            for name, source in load_config(self.models_config).sources.items():
                 sources.setdefault(name, source)
         for name, source in sources.items():
             if source.entity == "trip":

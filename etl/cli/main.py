@@ -43,6 +43,59 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+@app.callback()
+def main(
+    ctx: typer.Context,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--project-dir",
+            envvar="ETL_PROJECT_DIR",
+            help="The project folder (sources.yaml, schemas/, warehouse/); default: this one.",
+        ),
+    ] = None,
+) -> None:
+    """Trip-data ETL for Washington, DC: load, check, integrate and publish trip data."""
+    if project_dir is None or ctx.invoked_subcommand is None:
+        return
+    if not project_dir.is_dir() and ctx.invoked_subcommand != "init":
+        raise fail(f"{project_dir}: no such project folder (`etl init {project_dir}` writes one)")
+    ctx.default_map = {ctx.invoked_subcommand: _in_project(ctx, project_dir)}
+
+
+def _in_project(ctx: typer.Context, project_dir: Path) -> dict[str, str]:
+    """The subcommand's relative path defaults (data, warehouse/..., sources.yaml), in the project.
+
+    Set as click's default map: a path given on the command line or by its environment
+    variable still wins, and stays relative to the working directory.
+    """
+    command = ctx.command.get_command(ctx, ctx.invoked_subcommand)
+    params = command.params if command else []
+    return {
+        p.name: str(project_dir / p.default)
+        for p in params
+        if isinstance(p.default, Path) and not p.default.is_absolute()
+    }
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Folder of the new project.")] = Path("."),
+) -> None:
+    """Write a new project to edit: sources.yaml, its schemas/ and warehouse/models/."""
+    from etl.project import ProjectError, init_project
+
+    try:
+        written = init_project(folder)
+    except ProjectError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"wrote a new project to {folder}: {len(written)} files")
+    for name in written:
+        typer.echo(f"  {name}")
+    where = "" if folder == Path(".") else f"cd {folder}; "
+    typer.echo(f"next: {where}etl sample --out data; etl run; etl status; etl report")
+
+
 @app.command()
 def sample(
     out: Annotated[Path, typer.Option("--out", help="Data root to write.")] = DEFAULT_DATA_ROOT,
@@ -92,6 +145,12 @@ def run(
     from etl.quality.rowspec import RowSpecError
     from etl.sources.files import SourceError
 
+    if not config.exists():
+        raise fail(
+            f"{config.absolute()}: no such config file: not an etl project folder. "
+            "`etl init [DIR]` writes a new project; --project-dir DIR or ETL_PROJECT_DIR "
+            "chooses one, --config FILE a sources file"
+        )
     try:
         result = run_pipeline(
             config, data_root, warehouse, full_refresh, reporter=reporter_for(quiet=as_json)
