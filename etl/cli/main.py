@@ -114,6 +114,8 @@ def sample(
         summary = write_sample(out, seed=seed, scale=scale, sources=tuple(only or SOURCES))
     except ValueError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"{out}: cannot write the sample: {exc.strerror or exc}") from None
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
