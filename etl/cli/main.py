@@ -12,8 +12,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperOption
 
 from etl.paths import DEFAULT_CONFIG, DEFAULT_DATA_ROOT, DEFAULT_WAREHOUSE
+
+_option_type = TyperOption.display_type_rich
+
+
+def _flag_takes_no_value(option: TyperOption, ctx: typer.Context) -> str | None:
+    """Typer 0.29's help shows a flag as `--json <bool>`, as if it took a value (it refuses
+    one): a flag shows no type."""
+    return None if option.is_flag else _option_type(option, ctx)
+
+
+TyperOption.display_type_rich = _flag_takes_no_value
 
 app = typer.Typer(
     help="Trip-data ETL for Washington, DC: load, check, integrate and publish trip data.",
@@ -166,7 +178,7 @@ def run(
         RowCheckError,
     ) as exc:
         raise fail(str(exc)) from None
-    print_run(result, as_json=as_json)
+    print_run(result, as_json=as_json, data_root=data_root)
     raise typer.Exit(result.exit_code)
 
 

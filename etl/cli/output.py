@@ -7,6 +7,7 @@ import json
 import sys
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -82,8 +83,20 @@ def to_json(value: Any) -> Any:
     return str(value)
 
 
-def print_run(result: RunResult, as_json: bool) -> None:
+def run_warnings(result: RunResult, data_root: Path) -> list[str]:
+    """What a run that succeeded should still tell: a data root where no source found a file
+    is usually the wrong folder, not a quiet night."""
+    if result.files or result.files_skipped:
+        return []
+    return [
+        f"no source found a file under {data_root}: is that the data root? "
+        f"(--data-root or ETL_DATA_ROOT; `etl sample --out {data_root}` writes sample data)"
+    ]
+
+
+def print_run(result: RunResult, as_json: bool, data_root: Path | None = None) -> None:
     files = [vars(f) for f in result.files]
+    warnings = run_warnings(result, data_root) if data_root is not None else []
     if as_json:
         payload = {
             "run_id": result.run_id,
@@ -94,9 +107,12 @@ def print_run(result: RunResult, as_json: bool) -> None:
             "files_skipped": result.files_skipped,
             "files": files,
             "reasons": dict(result.reason_counts.most_common()),
+            "warnings": warnings,
         }
         console.print_json(json.dumps(payload, default=to_json))
         return
+    for warning in warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     loaded = [f for f in result.files if f.status == "loaded"]
     failed = [f for f in result.files if f.status != "loaded"]
     console.print(
@@ -124,12 +140,47 @@ def print_query(columns: list[str], rows: list[tuple], output: str) -> None:
     elif output == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows([["" if v is None else cell(v) for v in row] for row in rows])
     else:
+        cells = [[cell(v) for v in row] for row in rows]
+        if _table_width(columns, cells) > console.width:
+            _print_records(columns, cells)
+            return
         table = Table(*columns, show_lines=False)
-        for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
+        for row in cells:
+            table.add_row(*row)
         console.print(table)
+
+
+def cell(value: Any) -> str:
+    """A value as text the way SQL shows it: NULL, true/false, lists and structs as JSON."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, default=to_json, ensure_ascii=False)
+    if isinstance(value, datetime | date):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    return str(value)
+
+
+def _table_width(columns: list[str], cells: list[list[str]]) -> int:
+    """The width a table needs to show every value on one line (3 columns of border each)."""
+    widths = [len(name) for name in columns]
+    for row in cells:
+        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
+    return sum(widths) + 3 * len(columns) + 1
+
+
+def _print_records(columns: list[str], cells: list[list[str]]) -> None:
+    """Rows too wide for the screen, one `column | value` line each (as psql's \\x does),
+    instead of a table that squeezes every column to a letter."""
+    pad = max(len(name) for name in columns)
+    for number, row in enumerate(cells, start=1):
+        console.print(f"-[ row {number} ]-", style="bold", highlight=False)
+        for name, value in zip(columns, row, strict=True):
+            console.print(f"{name:<{pad}} | {value}", markup=False, highlight=False)
 
 
 def print_status(runs: list[dict[str, Any]], as_json: bool) -> None:

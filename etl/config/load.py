@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -44,19 +45,37 @@ def load_config(path: Path) -> Config:
 
 
 def _describe(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> str:
-    """The first validation error as `file:line: dotted.key: message (+N more)`."""
-    error = exc.errors()[0]
-    loc = tuple(part for part in error["loc"] if not str(part).startswith("function-after"))
+    """The first validation error as `file:line: dotted.key: message (+N more)`.
+
+    An unknown key comes first: a typo'd key (`fromat:`) also makes the key it was meant to be
+    missing, and the unknown key is the cause.
+    """
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    error = errors[0]
+    loc = _loc(error)
     line = _nearest_line(loc, lines)
     key = ".".join(str(part) for part in loc) or "(top level)"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "unknown key"
+        message = "unknown key" + _did_you_mean(loc, errors)
     elif error["type"] == "missing":
         message = "required key is missing"
     more = len(exc.errors()) - 1
     suffix = f" (+{more} more)" if more else ""
     return f"{path}:{line}: {key}: {message}{suffix}"
+
+
+def _loc(error: Any) -> tuple:
+    return tuple(part for part in error["loc"] if not str(part).startswith("function-after"))
+
+
+def _did_you_mean(loc: tuple, errors: list[Any]) -> str:
+    """` (did you mean 'format'?)` when a required key beside the unknown one is missing."""
+    missing = [
+        str(_loc(e)[-1]) for e in errors if e["type"] == "missing" and _loc(e)[:-1] == loc[:-1]
+    ]
+    close = difflib.get_close_matches(str(loc[-1]), missing, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _nearest_line(loc: tuple, lines: dict[tuple, int]) -> int:
