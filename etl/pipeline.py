@@ -71,14 +71,16 @@ LOAD_MEMORY = "256MB"
 class Reporter(Protocol):
     """Where the run tells what it is doing: a progress bar on a terminal, log lines elsewhere."""
 
-    def start(self, total: int) -> None: ...
+    def start(self, total: int) -> None: ...  # loading begins, over `total` files
     def advance(self, path: str) -> None: ...
+    def stage(self, name: str) -> None: ...  # the next step begins: batch checks, matching, ...
     def log(self, message: str) -> None: ...
 
 
 class SilentReporter:
     def start(self, total: int) -> None: ...
     def advance(self, path: str) -> None: ...
+    def stage(self, name: str) -> None: ...
     def log(self, message: str) -> None: ...
 
 
@@ -218,6 +220,7 @@ class _Run:
         loaded = [o for o in self.outcomes if o.status == "loaded"]
 
         files_per_source = Counter(o.source for o in loaded)
+        self.reporter.stage("batch checks")
         self.checks = audit_run(
             self.con, self.config, self.config_path.parent, self.run_id, files_per_source
         )
@@ -466,7 +469,9 @@ class _Run:
             rebuild = full_refresh or self._models_changed()
             if loaded or rebuild:
                 changed = None if rebuild else [(o.source, o.path) for o in loaded]
-                summary = build_curated(self.con, self.config, self.run_id, self.models, changed)
+                summary = build_curated(
+                    self.con, self.config, self.run_id, self.models, changed, self.reporter.stage
+                )
                 self.reporter.log(f"matched {summary.matches} trip(s) across silos")
             self.con.execute(
                 "UPDATE quality.runs SET published = true, models_sha = ? WHERE run_id = ?",

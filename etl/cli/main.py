@@ -165,10 +165,9 @@ def run(
             "`etl init [DIR]` writes a new project; --project-dir DIR or ETL_PROJECT_DIR "
             "chooses one, --config FILE a sources file"
         )
+    reporter = reporter_for(quiet=as_json)
     try:
-        result = run_pipeline(
-            config, data_root, warehouse, full_refresh, reporter=reporter_for(quiet=as_json)
-        )
+        result = run_pipeline(config, data_root, warehouse, full_refresh, reporter=reporter)
     except (
         ConfigError,
         SourceError,
@@ -178,6 +177,8 @@ def run(
         RowCheckError,
     ) as exc:
         raise fail(str(exc)) from None
+    finally:
+        reporter.close()
     print_run(result, as_json=as_json, data_root=data_root)
     raise typer.Exit(result.exit_code)
 

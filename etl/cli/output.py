@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 if TYPE_CHECKING:  # the pipeline imports pandera: not for `etl status` or `etl sql`
@@ -23,49 +24,93 @@ err_console = Console(stderr=True)
 
 
 class ProgressReporter:
-    """A progress bar over the files of a run, for a terminal."""
+    """The steps of a run on a terminal: a bar over the files, then one line per later step
+    (batch checks, matching, publish), each with its elapsed time; they stay on screen."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         self.progress = Progress(
-            TextColumn("[bold]loading"),
-            BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("[bold]{task.description:<12}"),
+            BarColumn(bar_width=30),
             TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=err_console,
-            transient=True,
+            TextColumn("{task.fields[detail]}"),
+            console=console or err_console,
         )
-        self.task = None
+        self.task: TaskID | None = None
 
     def start(self, total: int) -> None:
         self.progress.start()
-        self.task = self.progress.add_task("", total=total)
+        self.task = self.progress.add_task("loading", total=total, detail=f"0/{total} files")
 
     def advance(self, path: str) -> None:
-        self.progress.update(self.task, advance=1, description=path)
-        if self.progress.finished:
-            self.progress.stop()
+        task = self.progress.tasks[-1]
+        detail = f"{int(task.completed) + 1}/{int(task.total or 0)} files  {path}"
+        self.progress.update(self.task, advance=1, detail=detail)
+
+    def stage(self, name: str) -> None:
+        self._end_stage()
+        self.task = self.progress.add_task(name, total=None, detail="")
 
     def log(self, message: str) -> None:
-        self.progress.console.log(message)
+        self.progress.console.print(f"{_now()} {message}", markup=False, highlight=False)
+
+    def close(self) -> None:
+        self._end_stage()
+        self.progress.stop()
+
+    def _end_stage(self) -> None:
+        """Mark the current step done: its bar fills and its clock stops."""
+        if self.task is None:
+            return
+        task = self.progress.tasks[-1]
+        detail = f"{int(task.total)} files" if task.description == "loading" else "done"
+        self.progress.update(
+            self.task, total=task.total or 1, completed=task.total or 1, detail=detail
+        )
+        self.task = None
 
 
 class LineReporter:
-    """Plain log lines on stderr, for cron and CI."""
+    """Plain timestamped lines on stderr, for cron and CI: each step, when it ends and how long
+    it took."""
+
+    def __init__(self) -> None:
+        self.step: tuple[str, float] | None = None
 
     def start(self, total: int) -> None:
-        print(f"loading {total} file(s)", file=sys.stderr, flush=True)
+        self.stage("loading")
+        self.log(f"loading {total} file(s)")
 
     def advance(self, path: str) -> None: ...
 
+    def stage(self, name: str) -> None:
+        self._end_stage()
+        self.step = (name, time.monotonic())
+        self.log(f"{name} ...")
+
     def log(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        print(f"{_now()} {message}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self._end_stage()
+
+    def _end_stage(self) -> None:
+        if self.step is not None:
+            name, began = self.step
+            self.log(f"{name} done in {time.monotonic() - began:.1f} s")
+            self.step = None
+
+
+def _now() -> str:
+    """A log line's timestamp: local time to the second."""
+    return datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 class QuietReporter:
     def start(self, total: int) -> None: ...
     def advance(self, path: str) -> None: ...
+    def stage(self, name: str) -> None: ...
     def log(self, message: str) -> None: ...
+    def close(self) -> None: ...
 
 
 def reporter_for(quiet: bool) -> ProgressReporter | LineReporter | QuietReporter:
