@@ -88,3 +88,35 @@ def test_a_typoed_key_is_reported_before_the_key_it_hides(tmp_path: Path) -> Non
     assert str(raised.value).startswith(
         f"{config}:{line}: sources.dc_taxi.fromat: unknown key (did you mean 'format'?)"
     )
+
+
+WHITE_HOUSE, BALTIMORE, DULLES = "38.8977,-77.0365", "39.2904,-76.6122", "38.9531,-77.4565"
+
+
+@pytest.fixture
+def fixed_estimate(monkeypatch):
+    """The models' answer, fixed: these tests are about what the command prints around it."""
+    import etl.model.predict
+
+    def estimate(models, origin, destination, at, source):
+        return {
+            "duration_min": 20.0, "fare_usd": 30.0, "straight_miles": 3.0,
+            "at": "2023-10-10T08:30:41.123456-04:00", "source": "dispatch",
+            "baseline": {"duration_min": 18.0, "fare_usd": 28.0},
+        }  # fmt: skip
+
+    monkeypatch.setattr(etl.model.predict, "predict", estimate)
+
+
+def test_predict_prints_the_time_to_the_minute(fixed_estimate) -> None:
+    result = etl("predict", "--from", WHITE_HOUSE, "--to", DULLES)
+    assert result.exit_code == 0, result.output
+    assert "2023-10-10 08:30 EDT" in result.output and ":41" not in result.output
+    assert "warning" not in result.output  # Dulles is one of DC's airports
+
+
+def test_predict_warns_about_a_point_far_outside_dc(fixed_estimate) -> None:
+    result = etl("predict", "--from", WHITE_HOUSE, "--to", BALTIMORE)
+    assert result.exit_code == 0, result.output
+    assert "warning: --to 39.2904,-76.6122 is 32 miles outside DC" in result.stderr
+    assert "--from" not in result.stderr

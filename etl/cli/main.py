@@ -286,26 +286,24 @@ def predict(
     as_json: JsonOption = False,
 ) -> None:
     """Estimate the duration and fare of one trip."""
+    from etl.cli.output import local_minute, outside_dc
     from etl.model import ModelError
     from etl.model.predict import parse_point, parse_time
     from etl.model.predict import predict as estimate
 
     try:
-        result = estimate(
-            models,
-            parse_point(origin, "--from"),
-            parse_point(destination, "--to"),
-            parse_time(at),
-            source,
-        )
+        points = parse_point(origin, "--from"), parse_point(destination, "--to")
+        result = estimate(models, *points, parse_time(at), source)
     except ModelError as exc:
         raise fail(str(exc)) from None
+    for warning in filter(None, map(outside_dc, points, ("--from", "--to"))):
+        typer.echo(f"warning: {warning}", err=True)
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
     else:
         typer.echo(
             f"{result['duration_min']:.1f} min, ${result['fare_usd']:.2f} "
-            f"({result['straight_miles']:.2f} mi straight line, {result['at']}, "
+            f"({result['straight_miles']:.2f} mi straight line, {local_minute(result['at'])}, "
             f"as {result['source']}; naive baseline {result['baseline']['duration_min']:.1f} min, "
             f"${result['baseline']['fare_usd']:.2f})"
         )

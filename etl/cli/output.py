@@ -10,6 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -253,3 +254,35 @@ def print_status(runs: list[dict[str, Any]], as_json: bool) -> None:
             "yes" if r["published"] else "no",
         )
     console.print(table)
+
+
+# A trip the models learned starts and ends in DC, near its edges, or at one of its airports.
+NEAR_DC_MILES = 3.0
+METRES_PER_MILE = 1609.344
+
+
+def outside_dc(point: tuple[float, float], option: str) -> str | None:
+    """A warning for `etl predict` when a point is far from DC and from its airports (the
+    region check lets Baltimore through: the models would answer it as a short DC trip)."""
+    import shapely
+    from shapely.ops import nearest_points
+
+    from etl.sample.geo import AIRPORTS, dc_polygon, haversine_m
+
+    lat, lon = point
+    edge = nearest_points(dc_polygon(), shapely.Point(lon, lat))[0]  # the point itself inside
+    miles = float(haversine_m(lat, lon, edge.y, edge.x)) / METRES_PER_MILE
+    airport = min(float(haversine_m(lat, lon, a.lat, a.lon)) for a in AIRPORTS)
+    if miles <= NEAR_DC_MILES or airport / METRES_PER_MILE <= NEAR_DC_MILES:
+        return None
+    return (
+        f"{option} {lat},{lon} is {miles:.0f} miles outside DC and at none of its airports "
+        f"({', '.join(a.code for a in AIRPORTS)}): the models learned trips in DC, so this "
+        "estimate is a guess"
+    )
+
+
+def local_minute(iso: str) -> str:
+    """A pickup time as a reader wants it: `2024-05-14 08:30 EDT`, no seconds or microseconds."""
+    when = datetime.fromisoformat(iso).astimezone(ZoneInfo("America/New_York"))
+    return when.strftime("%Y-%m-%d %H:%M %Z")
