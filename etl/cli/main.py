@@ -8,6 +8,7 @@ so that `etl --help` stays fast.
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -167,7 +168,8 @@ def run(
         )
     reporter = reporter_for(quiet=as_json)
     try:
-        result = run_pipeline(config, data_root, warehouse, full_refresh, reporter=reporter)
+        with closing(reporter):  # the display ends before an error or the result is printed
+            result = run_pipeline(config, data_root, warehouse, full_refresh, reporter=reporter)
     except (
         ConfigError,
         SourceError,
@@ -177,8 +179,6 @@ def run(
         RowCheckError,
     ) as exc:
         raise fail(str(exc)) from None
-    finally:
-        reporter.close()
     print_run(result, as_json=as_json, data_root=data_root)
     raise typer.Exit(result.exit_code)
 
