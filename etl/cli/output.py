@@ -78,15 +78,17 @@ class LineReporter:
         self.step: tuple[str, float] | None = None
 
     def start(self, total: int) -> None:
-        self.stage("loading")
-        self.log(f"loading {total} file(s)")
+        self._begin("loading", f"loading {total} file(s)")
 
     def advance(self, path: str) -> None: ...
 
     def stage(self, name: str) -> None:
+        self._begin(name, f"{name} ...")
+
+    def _begin(self, name: str, line: str) -> None:
         self._end_stage()
         self.step = (name, time.monotonic())
-        self.log(f"{name} ...")
+        self.log(line)
 
     def log(self, message: str) -> None:
         print(f"{_now()} {message}", file=sys.stderr, flush=True)

@@ -33,7 +33,7 @@ h1 { font-size: 22px; margin: 24px 0 4px; }
 h2 { font-size: 18px; margin: 32px 0 8px; border-bottom: 1px solid #d5dbe1; padding-bottom: 4px; }
 nav a { margin-right: 12px; display: inline-block; }
 table.kv th { background: none; font-weight: normal; color: #5a6570; }
-p.meta, p.note { color: #5a6570; margin: 4px 0 8px; }
+p.meta, p.note { color: #5a6570; margin: 4px 0 8px; overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums;
         max-width: 100%; }
 th, td { border: 1px solid #d5dbe1; padding: 3px 8px; text-align: left; vertical-align: top;
