@@ -1,20 +1,41 @@
-"""Where the project's own files live: the SQL models, the DDL and the schemas.
+"""Where the project's files live: the SQL models, the DDL and the schemas.
 
-The toolkit runs from its checkout (like a dbt project): SQL and schema files sit beside the
-package, not inside it, so that analysts and engineers edit them as files.
+A *project* is a folder with `sources.yaml`, `schemas/` and `warehouse/models/` that the tool
+runs, as a dbt project is to dbt (`etl init` writes one). The tool's own SQL (DDL, audits,
+matching, queries) and the default project ship inside the package: a built wheel carries them
+in `etl/_defaults/` (copied there from the repository's top level by setup.py's build hook); a
+checkout or an editable install reads them from the top level of the checkout, which is itself
+a project (the demo runs there).
 """
 
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-WAREHOUSE_DIR = PROJECT_ROOT / "warehouse"
+_PACKAGE = Path(__file__).resolve().parent
+_BUILT = _PACKAGE / "_defaults"
+DEFAULTS_DIR = _BUILT if _BUILT.is_dir() else _PACKAGE.parent  # the default project
+PROJECT_ROOT = DEFAULTS_DIR
+WAREHOUSE_DIR = DEFAULTS_DIR / "warehouse"
 DDL_DIR = WAREHOUSE_DIR / "ddl"
 MODELS_DIR = WAREHOUSE_DIR / "models"
 QUERIES_DIR = WAREHOUSE_DIR / "queries"
 INTEGRATE_SQL_DIR = WAREHOUSE_DIR / "integrate"
-SCHEMAS_DIR = PROJECT_ROOT / "schemas"
-PROJECT_CONFIG = PROJECT_ROOT / "sources.yaml"  # the sources the SQL models are written for
-# Command-line defaults, relative to the working directory (the checkout in the quick start).
+SCHEMAS_DIR = DEFAULTS_DIR / "schemas"
+PROJECT_CONFIG = DEFAULTS_DIR / "sources.yaml"  # the sources the default SQL models are written for
+# What `etl init` copies into a new project: the files a user edits.
+PROJECT_FILES = ("sources.yaml", "schemas", "warehouse/models")
+# Command-line defaults, relative to the project (the working directory unless --project-dir).
 DEFAULT_CONFIG = Path("sources.yaml")
 DEFAULT_WAREHOUSE = Path("warehouse/warehouse.duckdb")
 DEFAULT_DATA_ROOT = Path("data")
+
+
+def project_models(project: Path) -> tuple[Path, Path]:
+    """The SQL models a project builds and the sources.yaml they are written for.
+
+    A project's own `warehouse/models/` if it has one, else the defaults: a config file on its
+    own (a test's, or one that loads fewer sources) builds the default models.
+    """
+    own = project / "warehouse" / "models"
+    if own.is_dir():
+        return own, project / "sources.yaml"
+    return MODELS_DIR, PROJECT_CONFIG

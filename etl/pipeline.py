@@ -31,7 +31,7 @@ import shapely
 
 from etl.config.load import ConfigError, load_config
 from etl.config.models import Config, Source
-from etl.paths import PROJECT_CONFIG
+from etl.paths import project_models
 from etl.publish import models, warehouse
 from etl.publish.build import ReconciliationError, build_curated
 from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
@@ -72,14 +72,16 @@ LOAD_MEMORY = "256MB"
 class Reporter(Protocol):
     """Where the run tells what it is doing: a progress bar on a terminal, log lines elsewhere."""
 
-    def start(self, total: int) -> None: ...
+    def start(self, total: int) -> None: ...  # loading begins, over `total` files
     def advance(self, path: str) -> None: ...
+    def stage(self, name: str) -> None: ...  # the next step begins: batch checks, matching, ...
     def log(self, message: str) -> None: ...
 
 
 class SilentReporter:
     def start(self, total: int) -> None: ...
     def advance(self, path: str) -> None: ...
+    def stage(self, name: str) -> None: ...
     def log(self, message: str) -> None: ...
 
 
@@ -205,7 +207,8 @@ class _Run:
         self.outcomes: list[FileOutcome] = []
         self.checks: list[SourceCheck] = []
         self.skipped = 0
-        self.models = models.discover()
+        models_dir, self.models_config = project_models(config_path.parent)
+        self.models = models.discover(models_dir)
         self.models_sha = models.fingerprint(self.models)
         self.boundary: shapely.Geometry | None = None
         self.seen_keys: pl.DataFrame | None = None  # of a file staged in pieces, so far
@@ -229,6 +232,7 @@ class _Run:
         loaded = [o for o in self.outcomes if o.status == "loaded"]
 
         files_per_source = Counter(o.source for o in loaded)
+        self.reporter.stage("batch checks")
         self.checks = audit_run(
             self.con, self.config, self.config_path.parent, self.run_id, files_per_source
         )
@@ -262,12 +266,12 @@ class _Run:
     def _ensure_staging_tables(self) -> None:
         """Every trip source has its staging table, even before it has files: models read them.
 
-        The SQL models are written for the project's own sources (its sources.yaml). A config
+        The SQL models are written for the sources.yaml beside them (paths.project_models). A config
         that leaves some of them out still builds the models, over empty tables of their shape.
         """
         sources = dict(self.config.sources)
-        if PROJECT_CONFIG.exists():
-            for name, source in load_config(PROJECT_CONFIG).sources.items():
+        if self.models_config.exists():
+            for name, source in load_config(self.models_config).sources.items():
                 sources.setdefault(name, source)
         for name, source in sources.items():
             if source.entity == "trip":
@@ -477,7 +481,9 @@ class _Run:
             rebuild = full_refresh or self._models_changed()
             if loaded or rebuild:
                 changed = None if rebuild else [(o.source, o.path) for o in loaded]
-                summary = build_curated(self.con, self.config, self.run_id, self.models, changed)
+                summary = build_curated(
+                    self.con, self.config, self.run_id, self.models, changed, self.reporter.stage
+                )
                 self.reporter.log(f"matched {summary.matches} trip(s) across silos")
             self.con.execute(
                 "UPDATE quality.runs SET published = true, models_sha = ? WHERE run_id = ?",

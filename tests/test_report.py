@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
+import shutil
+import subprocess
+from html import escape, unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -57,9 +61,11 @@ def report(warehouse: Path, *args: str):
 
 
 def render(warehouse: Path, out: Path) -> str:
+    """The report's HTML, without the column labels every cell carries for narrow screens
+    (tested in test_report_layout.py), so that a row reads as its values."""
     result = report(warehouse, "--out", str(out))
     assert result.exit_code == 0, result.output
-    return out.read_text(encoding="utf-8")
+    return re.sub(r' data-label="[^"]*"', "", out.read_text(encoding="utf-8"))
 
 
 def report_json(warehouse: Path) -> dict:
@@ -249,3 +255,139 @@ def test_a_missing_warehouse_exits_2(tmp_path):
     assert "no warehouse yet" in result.output
     assert len(result.output.strip().splitlines()) == 1
     assert not out.exists()
+
+
+# -- layout, in a real browser ------------------------------------------------------------------
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+WIDTHS = (360, 420, 1400, 1920)
+# Runs in the page that holds the report at each width (one iframe each) and writes what it
+# measured into the page, which --dump-dom then prints.
+MEASURE = """<script>
+onload = () => {
+  const out = [...document.querySelectorAll('iframe')].map(frame => {
+    const doc = frame.contentDocument, root = doc.documentElement;
+    const box = e => e.getBoundingClientRect();
+    return {
+      width: frame.contentWindow.innerWidth, scroll_width: root.scrollWidth,
+      client_width: root.clientWidth, height: root.scrollHeight,
+      sections: [...doc.querySelectorAll('section')].map(s => ({
+        id: s.id, heading: s.querySelector('h2').textContent, height: box(s).height,
+        scrolls: s.scrollWidth > s.clientWidth})),
+      beyond: [...doc.querySelectorAll('body *')].filter(e => box(e).right > root.clientWidth + 1)
+        .map(e => e.tagName + '.' + (e.className.baseVal ?? e.className)).slice(0, 5),
+      raw_widths: [...doc.querySelectorAll('pre.raw')].map(p => box(p).width)};
+  });
+  const pre = document.createElement('pre');
+  pre.id = 'metrics';
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+};
+</script>"""
+
+
+def measure_in_chromium(html: str, folder: Path) -> list[dict]:
+    """The report laid out by headless chromium at each of WIDTHS. Headless windows are at
+    least 500 px wide, so each width is an iframe of the report (media queries follow it)."""
+    browser = next((b for b in map(shutil.which, BROWSERS) if b), None)
+    if browser is None:
+        pytest.skip(
+            "no chromium to lay the report out in: install Debian's `chromium` package "
+            "(apt-get install chromium; .ci/run does when it runs as root)"
+        )
+    frames = "".join(
+        f'<iframe width="{w}" height="800" srcdoc="{escape(html, quote=True)}"></iframe>'
+        for w in WIDTHS
+    )
+    page = folder / "layout.html"
+    page.write_text(f"<!DOCTYPE html><html><body>{frames}{MEASURE}</body></html>")
+    done = subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         f"--user-data-dir={folder / 'profile'}", "--virtual-time-budget=10000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    found = re.search(r'<pre id="metrics">(.*?)</pre>', done.stdout, re.S)
+    assert found, done.stderr[-2000:]
+    return json.loads(unescape(found[1]))
+
+
+def stretched(warehouse: Path) -> str:
+    """The report of a big warehouse: every count and amount a thousand times larger, long
+    lists of causes, a long unbroken path (the control totals went off the page at 1400 px)."""
+    from etl.report.data import collect
+    from etl.report.html import render as render_html
+
+    data = collect(warehouse)
+    data["warehouse"] = "/srv/" + "a_long_folder_name_without_any_break" * 3 + "/w.duckdb"
+    for source in data["control_totals"]["sources"]:
+        for key, value in source.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                source[key] = value * 1000 + 0.37
+        source["excluded_causes"] = "not_a_trip 35,000, outside_dc 12,345, cancelled 4,321"
+    return render_html(data)
+
+
+@pytest.mark.parametrize("which", ["sample", "stretched"])
+def test_the_report_reads_from_360_to_1920_px(sample, tmp_path, which):
+    """No sideways scroll of the page or of any section, every section there, and the raw
+    records of the quarantine examples wide enough to read, on a phone and on a desktop."""
+    wh = sample[0]
+    html = (
+        (wh.path.parent / "out" / "report.html").read_text(encoding="utf-8")
+        if which == "sample"
+        else stretched(wh.path)
+    )
+    for m in measure_in_chromium(html, tmp_path):
+        width = m["width"]
+        assert width in WIDTHS
+        assert m["scroll_width"] <= m["client_width"], (width, m["beyond"])
+        assert m["beyond"] == [], width
+        assert [s["heading"] for s in m["sections"]] == HEADINGS
+        assert all(s["height"] > 0 and not s["scrolls"] for s in m["sections"]), width
+        assert m["raw_widths"] and min(m["raw_widths"]) >= min(width - 60, 600), width
+        if width == 420:
+            assert m["height"] < 12_000  # was 15,400 px with the records squeezed
+
+
+def test_a_passing_error_check_is_not_red():
+    from etl.report.html import checks_section
+
+    rows = [
+        {"source": "s", "expectation": "ok one", "severity": "error", "success": True,
+         "observed_value": "0"},
+        {"source": "s", "expectation": "bad one", "severity": "error", "success": False,
+         "observed_value": "1"},
+    ]  # fmt: skip
+    html = checks_section(
+        {"checks": rows, "run_id": "r", "is_last_run": True, "failed_errors": 1,
+         "failed_warnings": 0}
+    )  # fmt: skip
+    passing, failing = html.split("bad one")[0], html.split("bad one")[1]
+    assert '<span class="badge bad">error</span>' not in passing
+    assert '<span class="badge plain">error</span>' in passing
+    assert '<span class="badge bad">error</span>' in failing
+
+
+def test_observed_quantiles_are_rounded():
+    from etl.report.html import observed
+
+    value = '{"quantiles": [0.1, 0.5, 0.9], "values": [0.9196293645112542, 2.71, 15.0]}'
+    assert observed(value) == "p10 0.9196, p50 2.71, p90 15"
+    assert observed('{"x": [1.23456789]}') == '{"x": [1.235]}'
+    assert observed("13.798771664213062") == "13.8"
+
+
+def test_a_partial_last_day_is_not_drawn_as_a_drop():
+    """Hour rounding moves the last minutes of a year into 1 January: 4 trips after a year of
+    about 100 a day. The line ends on 31 December and the caption names the day left out."""
+    from datetime import date, timedelta
+
+    from etl.report.chart import source_block
+
+    first = date(2016, 12, 1)
+    counts = {first + timedelta(days=k): 100 + k % 7 for k in range(31)}
+    counts[date(2017, 1, 1)] = 4
+    block = source_block("dc_taxi", counts, "#000")
+    assert "2016-12-31</text>" in block and "2017-01-01</text>" not in block
+    assert "not drawn, a partial day at the edge of the data: 2017-01-01 (4 trips)" in block

@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperOption
 
 from etl.paths import DEFAULT_CONFIG, DEFAULT_DATA_ROOT, DEFAULT_WAREHOUSE
+
+_option_type = TyperOption.display_type_rich
+
+
+def _flag_takes_no_value(option: TyperOption, ctx: typer.Context) -> str | None:
+    """Typer 0.29's help shows a flag as `--json <bool>`, as if it took a value (it refuses
+    one): a flag shows no type."""
+    return None if option.is_flag else _option_type(option, ctx)
+
+
+TyperOption.display_type_rich = _flag_takes_no_value
 
 app = typer.Typer(
     help="Trip-data ETL for Washington, DC: load, check, integrate and publish trip data.",
@@ -45,6 +58,59 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+@app.callback()
+def project(
+    ctx: typer.Context,
+    project_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--project-dir",
+            envvar="ETL_PROJECT_DIR",
+            help="The project folder (sources.yaml, schemas/, warehouse/); default: this one.",
+        ),
+    ] = None,
+) -> None:
+    """Trip-data ETL for Washington, DC: load, check, integrate and publish trip data."""
+    if project_dir is None or ctx.invoked_subcommand is None:
+        return
+    if not project_dir.is_dir() and ctx.invoked_subcommand != "init":
+        raise fail(f"{project_dir}: no such project folder (`etl init {project_dir}` writes one)")
+    ctx.default_map = {ctx.invoked_subcommand: _in_project(ctx, project_dir)}
+
+
+def _in_project(ctx: typer.Context, project_dir: Path) -> dict[str, str]:
+    """The subcommand's relative path defaults (data, warehouse/..., sources.yaml), in the project.
+
+    Set as click's default map: a path given on the command line or by its environment
+    variable still wins, and stays relative to the working directory.
+    """
+    command = ctx.command.get_command(ctx, ctx.invoked_subcommand)
+    params = command.params if command else []
+    return {
+        p.name: str(project_dir / p.default)
+        for p in params
+        if isinstance(p.default, Path) and not p.default.is_absolute()
+    }
+
+
+@app.command()
+def init(
+    folder: Annotated[Path, typer.Argument(help="Folder of the new project.")] = Path("."),
+) -> None:
+    """Write a new project to edit: sources.yaml, its schemas/ and warehouse/models/."""
+    from etl.project import ProjectError, init_project
+
+    try:
+        written = init_project(folder)
+    except ProjectError as exc:
+        raise fail(str(exc)) from None
+    typer.echo(f"wrote a new project to {folder}: {len(written)} files")
+    for name in written:
+        typer.echo(f"  {name}")
+    where = "" if folder == Path(".") else f"cd {folder}; "
+    typer.echo(f"next: {where}etl sample --out data; etl run; etl status; etl report")
+
+
 @app.command()
 def sample(
     out: Annotated[Path, typer.Option("--out", help="Data root to write.")] = DEFAULT_DATA_ROOT,
@@ -63,6 +129,8 @@ def sample(
         summary = write_sample(out, seed=seed, scale=scale, sources=tuple(only or SOURCES))
     except ValueError as exc:
         raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"{out}: cannot write the sample: {exc.strerror or exc}") from None
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
     else:
@@ -94,10 +162,16 @@ def run(
     from etl.quality.rowspec import RowSpecError
     from etl.sources.files import SourceError
 
-    try:
-        result = run_pipeline(
-            config, data_root, warehouse, full_refresh, reporter=reporter_for(quiet=as_json)
+    if not config.exists():
+        raise fail(
+            f"{config.absolute()}: no such config file: not an etl project folder. "
+            "`etl init [DIR]` writes a new project; --project-dir DIR or ETL_PROJECT_DIR "
+            "chooses one, --config FILE a sources file"
         )
+    reporter = reporter_for(quiet=as_json)
+    try:
+        with closing(reporter):  # the display ends before an error or the result is printed
+            result = run_pipeline(config, data_root, warehouse, full_refresh, reporter=reporter)
     except (
         ConfigError,
         SourceError,
@@ -107,7 +181,7 @@ def run(
         RowCheckError,
     ) as exc:
         raise fail(str(exc)) from None
-    print_run(result, as_json=as_json)
+    print_run(result, as_json=as_json, data_root=data_root)
     raise typer.Exit(result.exit_code)
 
 
@@ -215,26 +289,24 @@ def predict(
     as_json: JsonOption = False,
 ) -> None:
     """Estimate the duration and fare of one trip."""
+    from etl.cli.output import local_minute, outside_dc
     from etl.model import ModelError
     from etl.model.predict import parse_point, parse_time
     from etl.model.predict import predict as estimate
 
     try:
-        result = estimate(
-            models,
-            parse_point(origin, "--from"),
-            parse_point(destination, "--to"),
-            parse_time(at),
-            source,
-        )
+        points = parse_point(origin, "--from"), parse_point(destination, "--to")
+        result = estimate(models, *points, parse_time(at), source)
     except ModelError as exc:
         raise fail(str(exc)) from None
+    for warning in filter(None, map(outside_dc, points, ("--from", "--to"))):
+        typer.echo(f"warning: {warning}", err=True)
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
     else:
         typer.echo(
             f"{result['duration_min']:.1f} min, ${result['fare_usd']:.2f} "
-            f"({result['straight_miles']:.2f} mi straight line, {result['at']}, "
+            f"({result['straight_miles']:.2f} mi straight line, {local_minute(result['at'])}, "
             f"as {result['source']}; naive baseline {result['baseline']['duration_min']:.1f} min, "
             f"${result['baseline']['fare_usd']:.2f})"
         )

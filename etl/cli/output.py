@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 if TYPE_CHECKING:  # the pipeline imports pandera: not for `etl status` or `etl sql`
@@ -22,49 +25,95 @@ err_console = Console(stderr=True)
 
 
 class ProgressReporter:
-    """A progress bar over the files of a run, for a terminal."""
+    """The steps of a run on a terminal: a bar over the files, then one line per later step
+    (batch checks, matching, publish), each with its elapsed time; they stay on screen."""
 
-    def __init__(self) -> None:
+    def __init__(self, console: Console | None = None) -> None:
         self.progress = Progress(
-            TextColumn("[bold]loading"),
-            BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("[bold]{task.description:<12}"),
+            BarColumn(bar_width=30),
             TimeElapsedColumn(),
-            TextColumn("{task.description}"),
-            console=err_console,
-            transient=True,
+            TextColumn("{task.fields[detail]}"),
+            console=console or err_console,
         )
-        self.task = None
+        self.task: TaskID | None = None
 
     def start(self, total: int) -> None:
         self.progress.start()
-        self.task = self.progress.add_task("", total=total)
+        self.task = self.progress.add_task("loading", total=total, detail=f"0/{total} files")
 
     def advance(self, path: str) -> None:
-        self.progress.update(self.task, advance=1, description=path)
-        if self.progress.finished:
-            self.progress.stop()
+        task = self.progress.tasks[-1]
+        detail = f"{int(task.completed) + 1}/{int(task.total or 0)} files  {path}"
+        self.progress.update(self.task, advance=1, detail=detail)
+
+    def stage(self, name: str) -> None:
+        self._end_stage()
+        self.task = self.progress.add_task(name, total=None, detail="")
 
     def log(self, message: str) -> None:
-        self.progress.console.log(message)
+        self.progress.console.print(f"{_now()} {message}", markup=False, highlight=False)
+
+    def close(self) -> None:
+        self._end_stage()
+        self.progress.stop()
+
+    def _end_stage(self) -> None:
+        """Mark the current step done: its bar fills and its clock stops."""
+        if self.task is None:
+            return
+        task = self.progress.tasks[-1]
+        detail = f"{int(task.total)} files" if task.description == "loading" else "done"
+        self.progress.update(
+            self.task, total=task.total or 1, completed=task.total or 1, detail=detail
+        )
+        self.task = None
 
 
 class LineReporter:
-    """Plain log lines on stderr, for cron and CI."""
+    """Plain timestamped lines on stderr, for cron and CI: each step, when it ends and how long
+    it took."""
+
+    def __init__(self) -> None:
+        self.step: tuple[str, float] | None = None
 
     def start(self, total: int) -> None:
-        print(f"loading {total} file(s)", file=sys.stderr, flush=True)
+        self._begin("loading", f"loading {total} file(s)")
 
     def advance(self, path: str) -> None: ...
 
+    def stage(self, name: str) -> None:
+        self._begin(name, f"{name} ...")
+
+    def _begin(self, name: str, line: str) -> None:
+        self._end_stage()
+        self.step = (name, time.monotonic())
+        self.log(line)
+
     def log(self, message: str) -> None:
-        print(message, file=sys.stderr, flush=True)
+        print(f"{_now()} {message}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        self._end_stage()
+
+    def _end_stage(self) -> None:
+        if self.step is not None:
+            name, began = self.step
+            self.log(f"{name} done in {time.monotonic() - began:.1f} s")
+            self.step = None
+
+
+def _now() -> str:
+    """A log line's timestamp: local time to the second."""
+    return datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 class QuietReporter:
     def start(self, total: int) -> None: ...
     def advance(self, path: str) -> None: ...
+    def stage(self, name: str) -> None: ...
     def log(self, message: str) -> None: ...
+    def close(self) -> None: ...
 
 
 def reporter_for(quiet: bool) -> ProgressReporter | LineReporter | QuietReporter:
@@ -82,8 +131,20 @@ def to_json(value: Any) -> Any:
     return str(value)
 
 
-def print_run(result: RunResult, as_json: bool) -> None:
+def run_warnings(result: RunResult, data_root: Path) -> list[str]:
+    """What a run that succeeded should still tell: a data root where no source found a file
+    is usually the wrong folder, not a quiet night."""
+    if result.files or result.files_skipped:
+        return []
+    return [
+        f"no source found a file under {data_root}: is that the data root? "
+        f"(--data-root or ETL_DATA_ROOT; `etl sample --out {data_root}` writes sample data)"
+    ]
+
+
+def print_run(result: RunResult, as_json: bool, data_root: Path | None = None) -> None:
     files = [vars(f) for f in result.files]
+    warnings = run_warnings(result, data_root) if data_root is not None else []
     if as_json:
         payload = {
             "run_id": result.run_id,
@@ -94,9 +155,12 @@ def print_run(result: RunResult, as_json: bool) -> None:
             "files_skipped": result.files_skipped,
             "files": files,
             "reasons": dict(result.reason_counts.most_common()),
+            "warnings": warnings,
         }
         console.print_json(json.dumps(payload, default=to_json))
         return
+    for warning in warnings:
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     loaded = [f for f in result.files if f.status == "loaded"]
     failed = [f for f in result.files if f.status != "loaded"]
     console.print(
@@ -124,12 +188,47 @@ def print_query(columns: list[str], rows: list[tuple], output: str) -> None:
     elif output == "csv":
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerows([["" if v is None else cell(v) for v in row] for row in rows])
     else:
+        cells = [[cell(v) for v in row] for row in rows]
+        if _table_width(columns, cells) > console.width:
+            _print_records(columns, cells)
+            return
         table = Table(*columns, show_lines=False)
-        for row in rows:
-            table.add_row(*("" if v is None else str(v) for v in row))
+        for row in cells:
+            table.add_row(*row)
         console.print(table)
+
+
+def cell(value: Any) -> str:
+    """A value as text the way SQL shows it: NULL, true/false, lists and structs as JSON."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple | dict):
+        return json.dumps(value, default=to_json, ensure_ascii=False)
+    if isinstance(value, datetime | date):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    return str(value)
+
+
+def _table_width(columns: list[str], cells: list[list[str]]) -> int:
+    """The width a table needs to show every value on one line (3 columns of border each)."""
+    widths = [len(name) for name in columns]
+    for row in cells:
+        widths = [max(w, len(v)) for w, v in zip(widths, row, strict=True)]
+    return sum(widths) + 3 * len(columns) + 1
+
+
+def _print_records(columns: list[str], cells: list[list[str]]) -> None:
+    """Rows too wide for the screen, one `column | value` line each (as psql's \\x does),
+    instead of a table that squeezes every column to a letter."""
+    pad = max(len(name) for name in columns)
+    for number, row in enumerate(cells, start=1):
+        console.print(f"-[ row {number} ]-", style="bold", highlight=False)
+        for name, value in zip(columns, row, strict=True):
+            console.print(f"{name:<{pad}} | {value}", markup=False, highlight=False)
 
 
 def print_status(runs: list[dict[str, Any]], as_json: bool) -> None:
@@ -157,3 +256,35 @@ def print_status(runs: list[dict[str, Any]], as_json: bool) -> None:
             "yes" if r["published"] else "no",
         )
     console.print(table)
+
+
+# A trip the models learned starts and ends in DC, near its edges, or at one of its airports.
+NEAR_DC_MILES = 3.0
+METRES_PER_MILE = 1609.344
+
+
+def outside_dc(point: tuple[float, float], option: str) -> str | None:
+    """A warning for `etl predict` when a point is far from DC and from its airports (the
+    region check lets Baltimore through: the models would answer it as a short DC trip)."""
+    import shapely
+    from shapely.ops import nearest_points
+
+    from etl.sample.geo import AIRPORTS, dc_polygon, haversine_m
+
+    lat, lon = point
+    edge = nearest_points(dc_polygon(), shapely.Point(lon, lat))[0]  # the point itself inside
+    miles = float(haversine_m(lat, lon, edge.y, edge.x)) / METRES_PER_MILE
+    airport = min(float(haversine_m(lat, lon, a.lat, a.lon)) for a in AIRPORTS)
+    if miles <= NEAR_DC_MILES or airport / METRES_PER_MILE <= NEAR_DC_MILES:
+        return None
+    return (
+        f"{option} {lat},{lon} is {miles:.0f} miles outside DC and at none of its airports "
+        f"({', '.join(a.code for a in AIRPORTS)}): the models learned trips in DC, so this "
+        "estimate is a guess"
+    )
+
+
+def local_minute(iso: str) -> str:
+    """A pickup time as a reader wants it: `2024-05-14 08:30 EDT`, no seconds or microseconds."""
+    when = datetime.fromisoformat(iso).astimezone(ZoneInfo("America/New_York"))
+    return when.strftime("%Y-%m-%d %H:%M %Z")

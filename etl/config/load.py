@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +61,12 @@ def _describe(exc: ValidationError, path: Path, lines: dict[tuple, int]) -> str:
     An unknown key comes first: a typo (`fromat:`) also makes the key it meant "missing", and
     the typo is the cause.
     """
-    errors = exc.errors()
-    error = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    loc = tuple(part for part in error["loc"] if not str(part).startswith("function-after"))
+    errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    error = errors[0]
+    loc = _loc(error)
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "unknown key"
+        message = "unknown key" + _did_you_mean(loc, errors)
     elif error["type"] == "missing":
         message = "required key is missing"
     more = len(errors) - 1
@@ -76,6 +77,19 @@ def _at(path: Path, loc: tuple, message: str, lines: dict[tuple, int]) -> str:
     """`file:line: dotted.key: message`, the line of the key or of its nearest parent."""
     key = ".".join(str(part) for part in loc) or "(top level)"
     return f"{path}:{_nearest_line(loc, lines)}: {key}: {message}"
+
+
+def _loc(error: Any) -> tuple:
+    return tuple(part for part in error["loc"] if not str(part).startswith("function-after"))
+
+
+def _did_you_mean(loc: tuple, errors: list[Any]) -> str:
+    """` (did you mean 'format'?)` when a required key beside the unknown one is missing."""
+    missing = [
+        str(_loc(e)[-1]) for e in errors if e["type"] == "missing" and _loc(e)[:-1] == loc[:-1]
+    ]
+    close = difflib.get_close_matches(str(loc[-1]), missing, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _nearest_line(loc: tuple, lines: dict[tuple, int]) -> int:

@@ -12,6 +12,7 @@ SQL models do what SQL does well; the steps SQL cannot do here are Python in bet
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -48,13 +49,15 @@ def build_curated(
     run_id: str,
     models: list[sql_models.Model],
     loaded: list[tuple[str, str]] | None = None,
+    stage: Callable[[str], None] = lambda name: None,
 ) -> BuildSummary:
     """Rebuild everything downstream of staging. Raises ReconciliationError.
 
     With `loaded` (the source and path of each file this run loaded), incremental models are
     updated for those files only, and for every row of a matched source that loaded any;
-    without it, they are rebuilt.
+    without it, they are rebuilt. `stage` is told as each step begins (for progress).
     """
+    stage("matching")
     first = [m for m in models if m.name.startswith("intermediate.")]
     sql_models.build(con, first)
     _write_calendar(con)
@@ -72,6 +75,7 @@ def build_curated(
         changes = sql_models.Changes(
             files=tuple(sorted(path for _, path in loaded)), sources=tuple(sorted(rematch))
         )
+    stage("publish")
     sql_models.build(con, [m for m in models if m not in first], changes)
     totals = control_totals(con, run_id)
     return BuildSummary(matches, totals)

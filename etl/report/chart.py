@@ -16,6 +16,9 @@ MAX_GAP_DAYS = 31  # a longer gap between two days with trips starts a new panel
 MAX_PANELS = 4  # more periods than this are drawn in one panel over the whole range
 WIDTH, HEIGHT = 720, 120
 LEFT, RIGHT, TOP, BOTTOM = 44, 8, 8, 20
+# An edge day with fewer trips than this share of the period's median day is a partial day.
+PARTIAL_SHARE = 0.1
+MIN_DAYS_TO_TRIM = 7
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 
@@ -35,13 +38,38 @@ def source_block(source: str, counts: dict[date, int], color: str) -> str:
     periods = split_periods(sorted(counts))
     if len(periods) > MAX_PANELS:
         periods = [[periods[0][0], periods[-1][-1]]]
+    periods, partial = zip(*(trim_partial_edges(p, counts) for p in periods), strict=True)
     peak = max(counts.values())
     width = WIDTH if len(periods) == 1 else WIDTH // 2 - 8
     panels = [panel(source, counts, p[0], p[-1], peak, width, color) for p in periods]
+    left_out = [day for days in partial for day in days]
+    aside = (
+        "; not drawn, a partial day at the edge of the data: "
+        + ", ".join(f"{day} ({counts[day]:,} trips)" for day in left_out)
+        if left_out
+        else ""
+    )
     return (
         f'<figure class="chart"><figcaption>{escape(source)}: trips per day '
-        f"(peak {peak:,})</figcaption>{''.join(panels)}</figure>"
+        f"(peak {peak:,}{escape(aside)})</figcaption>{''.join(panels)}</figure>"
     )
+
+
+def trim_partial_edges(days: list[date], counts: dict[date, int]) -> tuple[list[date], list[date]]:
+    """A period without its first or last day when that day holds a sliver of a day's trips.
+
+    Times rounded to the hour push the trips of the last minutes of a period into the next
+    day (3-6 taxi trips on 1 January after a year of hundreds a day): drawn, the line would
+    end in a drop to zero that is not in the data. Returns the days kept and those left out.
+    """
+    if len(days) < MIN_DAYS_TO_TRIM:
+        return days, []
+    typical = sorted(counts[d] for d in days)[len(days) // 2]
+    kept, left_out = list(days), []
+    for edge in (0, -1):
+        if counts[kept[edge]] < PARTIAL_SHARE * typical:
+            left_out.append(kept.pop(edge))
+    return kept, left_out
 
 
 def split_periods(days: list[date]) -> list[list[date]]:

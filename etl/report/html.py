@@ -28,30 +28,47 @@ RAW_MAX_CHARS = 2000  # an example record longer than this is cut
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-       color: #1d232a; margin: 0 auto; max-width: 1180px; padding: 0 24px 48px; }
+       color: #1d232a; margin: 0 auto; max-width: 1600px; padding: 0 16px 48px; }
 h1 { font-size: 22px; margin: 24px 0 4px; }
 h2 { font-size: 18px; margin: 32px 0 8px; border-bottom: 1px solid #d5dbe1; padding-bottom: 4px; }
-nav a { margin-right: 12px; }
-section { overflow-x: auto; }
+nav a { margin-right: 12px; display: inline-block; }
 table.kv th { background: none; font-weight: normal; color: #5a6570; }
-p.meta, p.note { color: #5a6570; margin: 4px 0 8px; }
-table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid #d5dbe1; padding: 3px 8px; text-align: left; vertical-align: top; }
+p.meta, p.note { color: #5a6570; margin: 4px 0 8px; overflow-wrap: anywhere; }
+table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums;
+        max-width: 100%; }
+th, td { border: 1px solid #d5dbe1; padding: 3px 8px; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
 th { background: #f1f4f7; font-weight: 600; }
-td.num { text-align: right; }
+td.num { text-align: right; white-space: nowrap; }
 tr.bad td { background: #fde2e2; }
 tr.warn td { background: #fff4d6; }
-.badge { display: inline-block; padding: 1px 8px; border-radius: 9px; font-weight: 600; }
+.badge { display: inline-block; padding: 1px 8px; border-radius: 9px; font-weight: 600;
+         white-space: nowrap; }
 .badge.ok { background: #dcf2e3; color: #14532d; }
 .badge.bad { background: #fde2e2; color: #7f1d1d; }
 .badge.warn { background: #fff4d6; color: #713f12; }
+.badge.plain { background: #eef1f4; color: #33404d; font-weight: normal; }
 pre.raw { white-space: pre-wrap; word-break: break-all; background: #f6f8fa; margin: 0;
-          padding: 6px 8px; max-width: 760px; font-size: 12px; }
-figure.chart { margin: 12px 0; }
-figure.chart figcaption { font-weight: 600; }
-figure.chart svg { margin-right: 12px; overflow: visible; }
+          padding: 6px 8px; min-width: 24em; max-width: 760px; font-size: 12px; }
+figure.chart { margin: 12px 0; display: flex; flex-wrap: wrap; gap: 4px 12px; }
+figure.chart figcaption { font-weight: 600; flex-basis: 100%; }
+figure.chart svg { overflow: visible; max-width: 100%; height: auto; }
 svg text { font-size: 10px; fill: #5a6570; }
 svg line.axis { stroke: #9aa5b1; stroke-width: 1; }
+/* A phone or a narrow window: each row of a table becomes a card of `label: value` items
+   that wrap, so nothing scrolls sideways and a raw record gets the whole width. */
+@media (max-width: 760px) {
+  table.rows, table.rows tbody { display: block; }
+  table.rows thead { display: none; }
+  table.rows tr { display: flex; flex-wrap: wrap; gap: 0 14px; border: 1px solid #d5dbe1;
+                  margin: 0 0 6px; padding: 3px 6px; }
+  table.rows td { display: block; border: 0; padding: 1px 0; text-align: left; }
+  table.rows td::before { content: attr(data-label) ": "; color: #5a6570; }
+  table.rows td:has(pre.raw) { flex-basis: 100%; }
+  tr.bad { background: #fde2e2; }
+  tr.warn { background: #fff4d6; }
+  pre.raw { min-width: 0; }
+}
 """
 
 
@@ -103,11 +120,31 @@ def metres(value: float | None) -> str:
 
 
 def observed(value: str | None) -> str:
-    """An observed value of a check: a number to 4 significant digits, anything else as is."""
+    """An observed value of a check, numbers to 4 significant digits: quantiles as
+    `p10 0.9196, p50 2.71, ...`, other JSON with its numbers rounded, anything else as is."""
     try:
         return f"{float(value):.4g}"
     except (TypeError, ValueError):
+        pass
+    try:
+        parsed = json.loads(value) if value is not None else None
+    except ValueError:
         return fmt(value)
+    if isinstance(parsed, dict) and {"quantiles", "values"} <= parsed.keys():
+        pairs = zip(parsed["quantiles"], parsed["values"], strict=False)
+        return ", ".join(f"p{round(q * 100):d} {observed(v)}" for q, v in pairs)
+    return json.dumps(_round(parsed), ensure_ascii=False) if parsed is not None else fmt(value)
+
+
+def _round(value: Any) -> Any:
+    """Floats to 4 significant digits, inside lists and dicts too."""
+    if isinstance(value, float):
+        return float(f"{value:.4g}")
+    if isinstance(value, list):
+        return [_round(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _round(v) for k, v in value.items()}
+    return value
 
 
 def raw_record(raw: str | None) -> Html:
@@ -141,19 +178,25 @@ def status_badge(status: str | None) -> Html:
 
 
 def table(headers: list[str], rows: list[list[Any]], classes: list[str] | None = None) -> Html:
-    """An HTML table; numbers are right-aligned, a row may carry a class (bad, warn)."""
+    """An HTML table; numbers are right-aligned, a row may carry a class (bad, warn).
+
+    Each cell carries its column's name (`data-label`): on a narrow screen a row is shown as a
+    card of labelled lines (see CSS)."""
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    labels = [escape(h, quote=True) for h in headers]
     body = []
     for index, row in enumerate(rows):
         css = classes[index] if classes else ""
         cells = "".join(
-            f'<td class="num">{cell(v)}</td>'
+            f'<td class="num" data-label="{label}">{cell(v)}</td>'
             if isinstance(v, int | float) and not isinstance(v, bool)
-            else f"<td>{cell(v)}</td>"
-            for v in row
+            else f'<td data-label="{label}">{cell(v)}</td>'
+            for label, v in zip(labels, row, strict=True)
         )
         body.append(f'<tr class="{css}">{cells}</tr>' if css else f"<tr>{cells}</tr>")
-    return Html(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>")
+    return Html(
+        f'<table class="rows"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )
 
 
 def key_values(rows: list[list[Any]]) -> Html:
@@ -266,7 +309,9 @@ def checks_section(c: dict[str, Any]) -> Html:
     )
     rows, classes = [], []
     for r in c["checks"]:
-        severity = badge(r["severity"], "bad" if r["severity"] == "error" else "warn")
+        # A severity is coloured only when its check failed: a passing error check is not red.
+        failed_kind = "bad" if r["severity"] == "error" else "warn"
+        severity = badge(r["severity"], "plain" if r["success"] else failed_kind)
         outcome = badge("pass", "ok") if r["success"] else badge("FAIL", "bad")
         value = observed(r["observed_value"])
         rows.append([r["source"], r["expectation"], severity, outcome, value])

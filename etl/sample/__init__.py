@@ -49,6 +49,8 @@ def write_sample(
     if unknown:
         raise ValueError(f"unknown source(s) {sorted(unknown)}; choose from {list(SOURCES)}")
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
 
     taxi_rows = round(TAXI_ROWS_PER_SCALE * scale)

@@ -284,12 +284,15 @@ def separate(
         if not len(di) and not straddle.any():
             return d, c
         # Prefer moving an unplanted courier trip, then an unplanted dispatch trip, and only
-        # when both sides are planted, the whole planted case of the dispatch trip.
+        # when both sides are planted, one whole planted case. Two cases that collide both
+        # ways (each one's dispatch trip near the other's courier trip) would move together
+        # forever if each pair moved its dispatch side's case: the later-numbered one moves.
         c_free = (c.group[ci] < 0) & ~c_pinned[ci]
         d_free = ~c_free & (d.group[di] < 0)
         move_c = np.union1d(ci[c_free], np.flatnonzero(straddle))
         move_d = np.unique(di[d_free])
-        move_groups = np.unique(d.group[di[~c_free & ~d_free]])
+        both = ~c_free & ~d_free
+        move_groups = np.unique(np.maximum(d.group[di[both]], c.group[ci[both]]))
         c = _shift(c, move_c, _week_toward_midyear(c.pickup_utc[move_c]))
         d = _shift(d, move_d, _week_toward_midyear(d.pickup_utc[move_d]))
         d, c = _shift_groups(d, c, move_groups)
