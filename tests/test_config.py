@@ -139,7 +139,9 @@ def with_key(line: str) -> str:
 
 def test_a_typo_names_the_unknown_key_before_the_key_it_hides(tmp_path):
     text = VALID.replace("format: delimited", "fromat: delimited")
-    assert error_of(tmp_path, text) == "4: sources.taxi.fromat: unknown key (+1 more)"
+    assert error_of(tmp_path, text) == (
+        "4: sources.taxi.fromat: unknown key (did you mean 'format'?) (+1 more)"
+    )
 
 
 @pytest.mark.parametrize(
