@@ -164,11 +164,12 @@ def test_models_beat_the_naive_baseline_on_the_test_split(trained) -> None:
 def test_models_metrics_and_card_are_written(trained) -> None:
     _, out, summary = trained
     lightgbm = import_lightgbm()
+    meta = json.loads((out / "model.json").read_text())
     for name in ("duration_model.txt", "fare_model.txt"):
         booster = lightgbm.Booster(model_file=str(out / name))  # LightGBM's text format
-        assert booster.feature_name() == list(FEATURES)
+        assert booster.feature_name() == meta["features"]
+    assert set(FEATURES) - set(meta["features"]) <= {"month"}  # the sample covers one year
     assert json.loads((out / "metrics.json").read_text())["metrics"] == summary["metrics"]
-    meta = json.loads((out / "model.json").read_text())
     assert set(meta["levels"]) == set(CATEGORICAL)
     card = (out / "model_card.md").read_text()
     assert "straight_miles" in card and "rounded to the hour" in card
@@ -281,3 +282,97 @@ def test_pickup_time_is_dc_local_unless_an_offset_is_given() -> None:
     assert parse_time("2024-01-15T08:00").utcoffset().total_seconds() == -5 * 3600
     assert parse_time("2024-07-15T08:00").utcoffset().total_seconds() == -4 * 3600
     assert parse_time("2024-07-15T12:00Z") == datetime.fromisoformat("2024-07-15T08:00-04:00")
+
+
+def test_batch_prediction_carries_ids_and_flags_bad_rows(trained, tmp_path) -> None:
+    """A CSV of planned trips: ids come back as written, a bad row gets an error in its row,
+    a point outside the region a warning, and a good row the single-trip estimate."""
+    _, out, _ = trained
+    trips = tmp_path / "trips.csv"
+    trips.write_text(
+        "id,pickup_lat,pickup_lon,dropoff_lat,dropoff_lon,pickup_at,source\n"
+        "007,38.8977,-77.0365,38.8973,-77.0063,2023-10-10T08:30,\n"
+        "008,38.8977,-77.0365,38.8973,-77.0063,2023-10-10T12:30Z,dispatch\n"
+        "009,abc,-77.0365,38.8973,-77.0063,2023-10-10T08:30,\n"
+        "010,38.8977,-77.0365,38.8973,-77.0063,next tuesday,uber\n"
+        "011,39.2900,-76.6100,38.8973,-77.0063,2023-10-10T08:30,\n"
+    )
+    answers = tmp_path / "answers.parquet"
+    result = CliRunner().invoke(
+        app, ["predict", "--in", str(trips), "--out", str(answers), "--models", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) | {"in": None, "out": None} == {
+        "in": None,
+        "out": None,
+        "models_version": json.loads((out / "model.json").read_text())["version"],
+        "rows": 5,
+        "estimated": 3,
+        "errors": 2,
+        "warnings": 1,
+    }
+    frame = pl.read_parquet(answers)
+    assert frame["id"].to_list() == ["007", "008", "009", "010", "011"]
+    assert frame.columns[:7] == pl.read_csv(trips, infer_schema=False).columns
+    errors = frame["error"].to_list()
+    assert errors[:2] == [None, None] and errors[4] is None
+    assert errors[2] == "pickup_lat: not a number"
+    assert (
+        errors[3].startswith("pickup_at: not an ISO 8601") and "source: unknown uber" in errors[3]
+    )
+    assert frame["duration_s"][2] is None
+    assert frame["warning"].to_list()[:4] == [None] * 4
+    assert frame["warning"][4] == "pickup outside the region the models know: extrapolated"
+    first = frame.row(0, named=True)
+    assert first["duration_s_p10"] < first["duration_s"] < first["duration_s_p90"]
+    assert first["fare_usd_p10"] < first["fare_usd"] < first["fare_usd_p90"]
+    assert frame["duration_s"][0] == frame["duration_s"][1]  # 08:30 EDT is 12:30 UTC
+    single = CliRunner().invoke(
+        app,
+        ["predict", "--from", WHITE_HOUSE, "--to", UNION_STATION, "--at", "2023-10-10T08:30",
+         "--models", str(out), "--json"],
+    )  # fmt: skip
+    estimate = json.loads(single.stdout)
+    assert estimate["fare_usd"] == first["fare_usd"]
+    assert estimate["duration_min"] == round(first["duration_s"] / 60, 1)
+    assert estimate["interval_80"]["fare_usd"] == [first["fare_usd_p10"], first["fare_usd_p90"]]
+
+
+def test_batch_prediction_csv_out_and_bad_usage(trained, tmp_path) -> None:
+    _, out, _ = trained
+    trips = tmp_path / "trips.parquet"
+    pl.DataFrame(
+        {
+            "trip": [1, 2],
+            "pickup_lat": [38.8977, 38.9],
+            "pickup_lon": [-77.0365, -77.02],
+            "dropoff_lat": [38.8973, 38.91],
+            "dropoff_lon": [-77.0063, -77.01],
+            "pickup_at": ["2023-10-10T08:30", "2023-10-10 18:00:00"],
+        }
+    ).write_parquet(trips)
+    answers = tmp_path / "out" / "answers.csv"
+    runner = CliRunner()
+    args = ["predict", "--in", str(trips), "--out", str(answers), "--models", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 estimated, 0 with an error" in result.stdout
+    written = pl.read_csv(answers)
+    assert written["trip"].to_list() == [1, 2] and written["error"].null_count() == 2
+    assert not list(answers.parent.glob(".*.partial"))
+    for argv, message in [
+        (["predict", "--in", str(trips), "--models", str(out)], "--in and --out go together"),
+        (["predict", "--in", str(trips), "--out", "x.json"], "expected a .csv or .parquet"),
+        (["predict", "--in", str(tmp_path / "no.csv"), "--out", "x.csv", "--models", str(out)],
+         "no such file"),
+        (["predict", "--models", str(out)], "give --from and --to"),
+    ]:  # fmt: skip
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 2, argv
+        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    pl.DataFrame({"pickup_lat": [38.9]}).write_csv(tmp_path / "short.csv")
+    result = runner.invoke(
+        app, ["predict", "--in", str(tmp_path / "short.csv"), "--out", str(tmp_path / "o.csv"),
+              "--models", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "missing required column(s): pickup_lon" in result.stderr

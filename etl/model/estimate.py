@@ -106,7 +106,7 @@ def estimate_features(models: Models, features: pl.DataFrame) -> dict[str, pl.Se
             for target in models.meta["models"]
             for suffix in ("", "_p10", "_p90")
         }
-    matrix = feature_matrix(features, models.meta["levels"])
+    matrix = feature_matrix(features, models.meta["levels"], models.meta["features"])
     columns = {}
     for target, spec in models.meta["models"].items():
         answer = estimators.predict(models.boosters[target], spec, features, matrix)

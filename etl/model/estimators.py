@@ -6,9 +6,9 @@ durations, 8-16% on real taxi trips). Two ways to the mean are measured on a cal
 (the latest 20% of the training period, which the candidate models do not see):
 
 - ``log_smearing``: L2 on log(target), exponentiated and multiplied by Duan's smearing factor,
-  the mean of exp(residual) on the calibration fold (winsorised at 0.5% and 99.5%: a few
-  charters billed at many times a trip's fare must not move every estimate), per source (each
-  silo has its own noise);
+  the mean of exp(residual) of the log residuals on the calibration fold (centred, and
+  winsorised at 0.5% and 99.5%: a few charters billed at many times a trip's fare must not
+  move every estimate), per source (each silo has its own noise);
 - ``gamma``: LightGBM's gamma objective on the target itself, a loss whose minimiser is the mean
   (log link, so errors still scale with the trip).
 
@@ -21,12 +21,13 @@ split). The kept estimator is then refitted on the whole training period.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from etl.model.features import CATEGORICAL, FEATURES, feature_matrix
+from etl.model.features import CATEGORICAL, feature_matrix
 from etl.model.metrics import scores
 
 ALL = "_all"  # the key of the factor for a source with too few calibration trips
@@ -41,6 +42,7 @@ def fit(
     rows: pl.DataFrame,
     target: str,
     levels: dict[str, list[str]],
+    features: Sequence[str],
     estimator: str,
     params: dict[str, Any],
     rounds: int,
@@ -48,21 +50,25 @@ def fit(
     """A LightGBM booster for `estimator`: L2 on log(target), or gamma on the target."""
     values = rows[target].to_numpy()
     dataset = lgb.Dataset(
-        feature_matrix(rows, levels),
+        feature_matrix(rows, levels, features),
         np.log(values) if estimator == "log_smearing" else values,
-        feature_name=list(FEATURES),
-        categorical_feature=[FEATURES.index(name) for name in CATEGORICAL],
+        feature_name=list(features),
+        categorical_feature=[features.index(name) for name in CATEGORICAL],
         free_raw_data=True,
     )
     return lgb.train({**params, "objective": OBJECTIVES[estimator]}, dataset, rounds)
 
 
 def choose(
-    boosters: dict[str, Any], calibration: pl.DataFrame, target: str, levels: dict[str, list[str]]
+    boosters: dict[str, Any],
+    calibration: pl.DataFrame,
+    target: str,
+    levels: dict[str, list[str]],
+    features: Sequence[str],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(spec, report): the estimator with the lower RMSE on the calibration fold, its factors
     and interval ratios; the report scores every candidate on that fold."""
-    matrix = feature_matrix(calibration, levels)
+    matrix = feature_matrix(calibration, levels, features)
     actual = calibration[target].to_numpy()
     sources = calibration["source"]
     specs, report = {}, {}
@@ -71,7 +77,7 @@ def choose(
         if name == "log_smearing":
             median = np.exp(raw)
             report["log_median"] = scores(actual, median)
-            factor = _by_source(sources, _winsorised(actual / median), np.mean)
+            factor = _by_source(sources, np.log(actual / median), _smearing)
         else:
             factor = {ALL: 1.0}
         point = _point(raw, name, factor, sources)
@@ -115,10 +121,13 @@ def _point(
     return mean * _lookup(factor, sources)
 
 
-def _winsorised(ratios: np.ndarray) -> np.ndarray:
-    """`ratios` clipped to their WINSOR quantiles: one charter billed at 60 times its estimate
-    in a few thousand calibration trips would otherwise raise every fare by 2%."""
-    return np.clip(ratios, *np.quantile(ratios, WINSOR))
+def _smearing(residuals: np.ndarray) -> float:
+    """Duan's smearing factor, the mean of exp(residual), of log residuals centred on their
+    mean (an L2 fit of log(target) has residuals of mean 0; the level of the candidate model on
+    the calibration fold is not the final model's) and winsorised at WINSOR (one charter billed
+    at 60 times its estimate in a few thousand calibration trips would raise every fare 2%)."""
+    centred = residuals - residuals.mean()
+    return float(np.exp(np.clip(centred, *np.quantile(centred, WINSOR))).mean())
 
 
 def _by_source(sources: pl.Series, values: np.ndarray, statistic: Any) -> dict[str, float]:

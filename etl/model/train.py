@@ -27,7 +27,7 @@ import polars as pl
 
 from etl.model import INSTALL_HINT, ModelError, baseline, estimators
 from etl.model.card import model_card
-from etl.model.features import CATEGORICAL, FEATURES, feature_matrix, training_table
+from etl.model.features import CATEGORICAL, feature_matrix, model_features, training_table
 from etl.model.metrics import score_test
 from etl.model.region import training_region
 
@@ -102,6 +102,7 @@ def train(
         )
     train_rows, test_rows = time_split(table)
     levels = {name: sorted(table[name].unique().to_list()) for name in CATEGORICAL}
+    features = model_features(train_rows)
     speeds = baseline.speed_by_hour(train_rows)
     baselines = {
         "duration_s": lambda frame: baseline.duration_s(frame, speeds),
@@ -111,7 +112,7 @@ def train(
     boosters, specs, metrics = {}, {}, {}
     for target in MODEL_FILES:
         boosters[target], specs[target], metrics[target] = _train_target(
-            lgb, train_rows, test_rows, target, levels, baselines[target], log
+            lgb, train_rows, test_rows, target, (levels, features), baselines[target], log
         )
 
     summary = {
@@ -128,10 +129,12 @@ def train(
             "train": train_rows.height,
             "test": test_rows.height,
         },
+        "calendar": _calendar(train_rows, test_rows),
+        "features": features,
         "metrics": metrics,
     }
     meta = {
-        "features": list(FEATURES),
+        "features": features,
         "levels": levels,
         "source_time_precision": dict(
             table.group_by("source")
@@ -161,7 +164,7 @@ def _train_target(
     train_rows: pl.DataFrame,
     test_rows: pl.DataFrame,
     target: str,
-    levels: dict[str, list[str]],
+    inputs: tuple[dict[str, list[str]], list[str]],
     naive: Callable[[pl.DataFrame], np.ndarray],
     log: Callable[[str], None],
 ) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -173,14 +176,18 @@ def _train_target(
         raise ModelError(f"no trips with a usable {target} on both sides of the time split")
     early, calibration = time_split(fit)
     log(f"{target}: choosing the estimator on {early.height:,} + {calibration.height:,} trips")
+    levels, features = inputs
     candidates = {
-        name: estimators.fit(lgb, early, target, levels, name, PARAMS, NUM_ROUNDS)
+        name: estimators.fit(lgb, early, target, levels, features, name, PARAMS, NUM_ROUNDS)
         for name in estimators.OBJECTIVES
     }
-    spec, choice = estimators.choose(candidates, calibration, target, levels)
+    spec, choice = estimators.choose(candidates, calibration, target, levels, features)
     log(f"{target}: training {spec['estimator']} on {fit.height:,} trips")
-    booster = estimators.fit(lgb, fit, target, levels, spec["estimator"], PARAMS, NUM_ROUNDS)
-    estimate = estimators.predict(booster, spec, scored, feature_matrix(scored, levels))
+    booster = estimators.fit(
+        lgb, fit, target, levels, features, spec["estimator"], PARAMS, NUM_ROUNDS
+    )
+    matrix = feature_matrix(scored, levels, features)
+    estimate = estimators.predict(booster, spec, scored, matrix)
     metrics = {
         "train_rows": fit.height,
         "estimator": choice,
@@ -207,6 +214,19 @@ def describe(summary: dict[str, Any]) -> str:
         )
     lines.append(f"wrote {summary['out']}: " + ", ".join(summary["files"]))
     return "\n".join(lines)
+
+
+def _calendar(train_rows: pl.DataFrame, test_rows: pl.DataFrame) -> dict[str, Any]:
+    """What the training period holds of the calendar: holidays, and the months it never saw."""
+    local = pl.col("pickup_at").dt.convert_time_zone("America/New_York")
+    holidays = train_rows.filter("is_holiday").select(local.dt.date().unique().sort())
+    seen = set(train_rows["month"].unique().to_list())
+    return {
+        "holiday_days_in_train": holidays.height,
+        "holiday_dates_in_train": [day.isoformat() for day in holidays.to_series()],
+        "months_in_train": sorted(seen),
+        "test_months_not_in_train": sorted(set(test_rows["month"].unique().to_list()) - seen),
+    }
 
 
 def _window(frame: pl.DataFrame) -> dict[str, Any]:
