@@ -11,8 +11,8 @@ when it changed, the new set is loaded beside the old one (checked whole, see
 is answered by the old models or the new ones, never fails for the change.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI reads the endpoint's annotations at
+# run time, and `Body` is imported inside create_app (fastapi is an optional extra).
 import threading
 from collections.abc import Callable
 from pathlib import Path
