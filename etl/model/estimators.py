@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from etl.model.features import CATEGORICAL, feature_matrix
+from etl.model.features import CATEGORICAL, feature_matrix, level_codes
 from etl.model.metrics import scores
 
 ALL = "_all"  # the key of the factor for a source with too few calibration trips
@@ -107,18 +107,15 @@ def predict(
     raw = booster.predict(matrix, num_threads=threads)
     sources = features["source"]
     point = _point(raw, spec["estimator"], spec["factor"], sources)
-    return {
-        "point": point,
-        "p10": point * _lookup(spec["p10"], sources),
-        "p90": point * _lookup(spec["p90"], sources),
-    }
+    low, high = _lookup([spec["p10"], spec["p90"]], sources)
+    return {"point": point, "p10": point * low, "p90": point * high}
 
 
 def _point(
     raw: np.ndarray, estimator: str, factor: dict[str, float], sources: pl.Series
 ) -> np.ndarray:
     mean = np.exp(raw) if estimator == "log_smearing" else raw
-    return mean * _lookup(factor, sources)
+    return mean * _lookup([factor], sources)[0]
 
 
 def _smearing(residuals: np.ndarray) -> float:
@@ -141,6 +138,10 @@ def _by_source(sources: pl.Series, values: np.ndarray, statistic: Any) -> dict[s
     return result
 
 
-def _lookup(factors: dict[str, float], sources: pl.Series) -> np.ndarray:
-    """Each row's factor: its source's, or the overall one."""
-    return sources.replace_strict(factors, default=factors[ALL], return_dtype=pl.Float64).to_numpy()
+def _lookup(tables: list[dict[str, float]], sources: pl.Series) -> list[np.ndarray]:
+    """Each row's factor in each of `tables` (which share their keys): its source's, or the
+    overall one for a source without its own."""
+    names = [name for name in tables[0] if name != ALL]
+    codes = level_codes(sources, names)
+    index = np.where(np.isnan(codes), len(names), codes).astype(np.int64)
+    return [np.array([*(table[name] for name in names), table[ALL]])[index] for table in tables]
