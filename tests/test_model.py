@@ -7,7 +7,7 @@ import importlib.util
 import json
 import shutil
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -376,3 +376,52 @@ def test_batch_prediction_csv_out_and_bad_usage(trained, tmp_path) -> None:
               "--models", str(out)],
     )  # fmt: skip
     assert result.exit_code == 2 and "missing required column(s): pickup_lon" in result.stderr
+
+
+def test_report_shows_the_model_metrics(trained, tmp_path) -> None:
+    wh, out, summary = trained
+    page = tmp_path / "report.html"
+    args = ["report", "--warehouse", str(wh.path), "--out", str(page)]
+    result = CliRunner().invoke(app, [*args, "--models", str(out)])
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    section = html[html.index('<section id="model">') :]
+    assert summary["version"] in section and "80% coverage" in section
+    coverage = summary["metrics"]["fare_usd"]["by_source"]["courier"]["model"]["coverage_80"]
+    assert f"<td>{coverage:.1%}</td>" in section
+    assert "morning peak 07-09" in section
+    result = CliRunner().invoke(app, [*args, "--models", str(tmp_path / "none")])
+    assert result.exit_code == 0 and "No models with metrics yet" in page.read_text()
+
+
+def test_request_times_read_as_dc_local_time_unless_an_offset_is_given() -> None:
+    """The batch and service reading of `pickup_at` agrees with `etl predict --at`, across both
+    daylight-saving changes, in the fast forms and the general one alike."""
+    from etl.model.predict import parse_time
+    from etl.model.requests import parse_requests
+
+    meta = {
+        "levels": {"source": ["dispatch"]},
+        "default_source": "dispatch",
+        "source_time_precision": {"dispatch": "second"},
+    }
+    texts = [
+        "2024-05-14T08:30",
+        "2024-05-14T08:30:15",
+        "2024-11-03T01:30",  # repeated hour: the first (daylight) reading
+        "2024-03-10T02:30",  # skipped hour: read with the offset before the change
+        "2024-05-14 08:30:15.5",
+        "2024-05-14T08:30-04:00",
+        "2024-05-14T12:30:00Z",
+    ]
+    frame = pl.DataFrame({"pickup_at": [*texts, "14/05/2024 08:30", None]}).with_columns(
+        pickup_lat=38.9, pickup_lon=-77.0, dropoff_lat=38.91, dropoff_lon=-77.01
+    )
+    parsed = parse_requests(frame, meta)
+    # (in UTC: Python never equates an ambiguous local time with a time in another zone)
+    expected = [parse_time(text).astimezone(UTC) for text in texts]
+    assert parsed["pickup_at"].to_list()[: len(texts)] == expected
+    assert parsed["error"].to_list() == [None] * len(texts) + [
+        "pickup_at: not an ISO 8601 date and time, e.g. 2024-05-14T08:30",
+        "pickup_at: missing",
+    ]

@@ -161,3 +161,31 @@ def test_new_models_are_picked_up_mid_traffic_without_a_failed_request(server) -
     assert len(statuses) > 10 and set(statuses) == {200}
     answer = client.post("/v1/estimate", json=TRIPS).json()
     assert answer == estimate(load_models(served), pl.DataFrame(TRIPS)).to_dicts()
+
+
+def test_a_half_replaced_model_set_is_never_loaded(model_sets, tmp_path, monkeypatch) -> None:
+    """A model file from one training beside model.json of another (what a reader can meet
+    while `etl train` replaces the files) is refused; the service keeps what it serves."""
+    from etl.model import ModelError
+    from etl.model import estimate as estimate_module
+    from etl.model.serve import ModelStore
+
+    served = tmp_path / "served"
+    shutil.copytree(model_sets[0], served)
+    store = ModelStore(served)
+    serving = store.current.version
+    other = tmp_path / "other"
+    train(model_sets[1], other)
+    shutil.copy(other / "duration_model.txt", served / "duration_model.txt")
+    shutil.copy(other / "model.json", served / "model.json")  # fare_model.txt is still old
+    monkeypatch.setattr(estimate_module, "LOAD_ATTEMPTS", 2)
+    monkeypatch.setattr(estimate_module, "LOAD_PAUSE_S", 0.01)
+    with pytest.raises(ModelError, match=r"do not match model\.json"):
+        load_models(served)
+    store.poll()
+    assert store.current.version == serving
+    shutil.copy(other / "fare_model.txt", served / "fare_model.txt")
+    shutil.copy(other / "metrics.json", served / "metrics.json")
+    (served / "model.json").touch()
+    store.poll()
+    assert store.current.version == load_models(other).version != serving

@@ -152,18 +152,23 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
         "warehouse/report.html"
     ),
+    models: Annotated[
+        Path, typer.Option("--models", help="The models whose metrics the report shows.")
+    ] = Path("warehouse/models_out"),
     as_json: JsonOption = False,
 ) -> None:
     """The data-quality report: one self-contained HTML file for analysts."""
     from etl.cli.output import to_json
     from etl.report.data import collect
     from etl.report.html import write_report
+    from etl.report.model import model_metrics
     from etl.report.query import QueryError
 
     try:
         data = collect(warehouse)
     except QueryError as exc:
         raise fail(str(exc)) from None
+    data["model"] = model_metrics(models)
     if as_json:
         typer.echo(json.dumps(data, default=to_json, indent=2))
         return

@@ -64,7 +64,11 @@ def model_card(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "",
         "## Training",
         "",
-        f"LightGBM, {meta['num_boost_round']} rounds, learning rate"
+        "LightGBM; the number of rounds (at most"
+        f" {meta['max_boost_round']}) found by early stopping on the calibration fold,"
+        " then scaled to the whole training period: "
+        + ", ".join(f"{target} {spec['rounds']}" for target, spec in meta["models"].items())
+        + f"; learning rate"
         f" {meta['params']['learning_rate']}, {meta['params']['num_leaves']} leaves; seed"
         f" {meta['params']['seed']}, `deterministic=True`, {meta['params']['num_threads']}"
         " threads: the same warehouse gives the same models. Saved in LightGBM's text format"

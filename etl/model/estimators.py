@@ -34,6 +34,7 @@ ALL = "_all"  # the key of the factor for a source with too few calibration trip
 MIN_GROUP_ROWS = 100  # a source needs this many calibration trips for factors of its own
 INTERVAL = (0.1, 0.9)
 WINSOR = (0.005, 0.995)
+EARLY_STOPPING = 20  # rounds without a better calibration loss before a candidate stops
 OBJECTIVES = {"log_smearing": "regression", "gamma": "gamma"}
 
 
@@ -46,17 +47,28 @@ def fit(
     estimator: str,
     params: dict[str, Any],
     rounds: int,
+    valid: pl.DataFrame | None = None,
 ) -> Any:
-    """A LightGBM booster for `estimator`: L2 on log(target), or gamma on the target."""
-    values = rows[target].to_numpy()
-    dataset = lgb.Dataset(
-        feature_matrix(rows, levels, features),
-        np.log(values) if estimator == "log_smearing" else values,
-        feature_name=list(features),
-        categorical_feature=[features.index(name) for name in CATEGORICAL],
-        free_raw_data=True,
-    )
-    return lgb.train({**params, "objective": OBJECTIVES[estimator]}, dataset, rounds)
+    """A LightGBM booster for `estimator`: L2 on log(target), or gamma on the target. With
+    `valid`, at most `rounds` rounds, stopped early when its loss on `valid` stops falling (its
+    `best_iteration` is then what predict uses)."""
+
+    def dataset(frame: pl.DataFrame, reference: Any = None) -> Any:
+        values = frame[target].to_numpy()
+        return lgb.Dataset(
+            feature_matrix(frame, levels, features),
+            np.log(values) if estimator == "log_smearing" else values,
+            feature_name=list(features),
+            categorical_feature=[features.index(name) for name in CATEGORICAL],
+            reference=reference,
+        )
+
+    train_set = dataset(rows)
+    extra: dict[str, Any] = {}
+    if valid is not None:
+        extra["valid_sets"] = [dataset(valid, train_set)]
+        extra["callbacks"] = [lgb.early_stopping(EARLY_STOPPING, verbose=False)]
+    return lgb.train({**params, "objective": OBJECTIVES[estimator]}, train_set, rounds, **extra)
 
 
 def choose(

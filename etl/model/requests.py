@@ -36,6 +36,9 @@ ISO_8601 = (
 )
 
 
+FAST_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
+
+
 def check_columns(columns: list[str]) -> None:
     """Raise ModelError when a required column is missing or an output column is already there."""
     missing = [name for name in REQUIRED if name not in columns]
@@ -61,7 +64,7 @@ def parse_requests(frame: pl.DataFrame, meta: dict[str, Any]) -> pl.DataFrame:
         pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
         *(_coordinate(name, name in text) for name in COORDINATES),
         *(_coordinate_error(name, limit, name in text) for name, limit in COORDINATES.items()),
-        _pickup_utc(frame.schema["pickup_at"]).alias("pickup_at"),
+        pl.lit(_pickup_series(frame)).alias("pickup_at"),
         source.alias("source"),
         pl.col("pickup_at").alias("_raw_pickup_at"),
     )
@@ -104,6 +107,27 @@ def _coordinate_error(name: str, limit: float, text: bool) -> pl.Expr:
         .then(pl.lit(f"{name}: out of range (-{limit:g} to {limit:g})"))
         .alias(f"_error_{name}")
     )
+
+
+def _pickup_series(frame: pl.DataFrame) -> pl.Series:
+    """`pickup_at` in UTC. Text in the two usual forms without an offset (2024-05-14T08:30 and
+    2024-05-14T08:30:00) is read by two fixed formats; only the rest goes through the general
+    ISO 8601 parse, five times slower on a million rows."""
+    text = frame["pickup_at"]
+    if text.dtype != pl.String:
+        return frame.select(_pickup_utc(text.dtype)).to_series()
+    column = pl.col("pickup_at")
+    fast = frame.select(
+        pl.coalesce(
+            column.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in FAST_FORMATS
+        )
+    ).to_series()
+    result = fast.to_frame().select(_local_to_utc(pl.first())).to_series()
+    rest = fast.is_null() & text.is_not_null()
+    if rest.any():
+        slow = frame.filter(rest).select(_pickup_utc(pl.String)).to_series()
+        result = result.scatter(rest.arg_true(), slow)
+    return result.alias("pickup_at")
 
 
 def _pickup_utc(dtype: pl.DataType) -> pl.Expr:
