@@ -189,3 +189,19 @@ def test_a_half_replaced_model_set_is_never_loaded(model_sets, tmp_path, monkeyp
     (served / "model.json").touch()
     store.poll()
     assert store.current.version == load_models(other).version != serving
+
+
+def test_serve_fails_cleanly_without_models_or_on_a_taken_port(model_sets, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from etl.cli.main import app
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["serve", "--models", str(tmp_path)])
+    assert result.exit_code == 2 and "no models yet (run `etl train` first)" in result.stderr
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = runner.invoke(app, ["serve", "--models", str(model_sets[0]), "--port", str(port)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: Address already")

@@ -13,6 +13,7 @@ is answered by the old models or the new ones, never fails for the change.
 
 # No `from __future__ import annotations` here: FastAPI reads the endpoint's annotations at
 # run time, and `Body` is imported inside create_app (fastapi is an optional extra).
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -200,9 +201,19 @@ def run_server(models: Path, host: str, port: int, log: Callable[[str], None]) -
     except ImportError:
         raise ModelError(SERVE_HINT) from None
     store = ModelStore(models, log)
+    _check_free(host, port)
     store.start()
     log(f"serving models {store.current.version} from {models} on http://{host}:{port} (/docs)")
     try:
         uvicorn.run(create_app(store), host=host, port=port, log_level="warning", access_log=False)
     finally:
         store.stop()
+
+
+def _check_free(host: str, port: int) -> None:
+    """A one-line error now, rather than uvicorn's log line and exit code 1 later."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise ModelError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
