@@ -106,10 +106,14 @@ def estimate_features(models: Models, features: pl.DataFrame) -> dict[str, pl.Se
             for target in models.meta["models"]
             for suffix in ("", "_p10", "_p90")
         }
-    matrix = feature_matrix(features, models.meta["levels"], models.meta["features"])
+    meta = models.meta
+    matrix = feature_matrix(features, meta["levels"], meta["features"])
+    sources = estimators.Sources(
+        matrix[:, meta["features"].index("source")], meta["levels"]["source"]
+    )
     columns = {}
     for target, spec in models.meta["models"].items():
-        answer = estimators.predict(models.boosters[target], spec, features, matrix)
+        answer = estimators.predict(models.boosters[target], spec, matrix, sources)
         decimals = ROUNDING.get(target, 3)
         for suffix, key in (("", "point"), ("_p10", "p10"), ("_p90", "p90")):
             columns[f"{target}{suffix}"] = pl.Series(np.round(answer[key], decimals))

@@ -22,12 +22,13 @@ split). The kept estimator is then refitted on the whole training period.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from etl.model.features import CATEGORICAL, feature_matrix, level_codes
+from etl.model.features import CATEGORICAL, feature_matrix
 from etl.model.metrics import scores
 
 ALL = "_all"  # the key of the factor for a source with too few calibration trips
@@ -83,6 +84,7 @@ def choose(
     matrix = feature_matrix(calibration, levels, features)
     actual = calibration[target].to_numpy()
     sources = calibration["source"]
+    codes = Sources(matrix[:, list(features).index("source")], levels["source"])
     specs, report = {}, {}
     for name, booster in boosters.items():
         raw = booster.predict(matrix, num_threads=0)
@@ -92,7 +94,7 @@ def choose(
             factor = _by_source(sources, np.log(actual / median), _smearing)
         else:
             factor = {ALL: 1.0}
-        point = _point(raw, name, factor, sources)
+        point = _point(raw, name, factor, codes)
         ratio = actual / point
         specs[name] = {
             "estimator": name,
@@ -110,24 +112,40 @@ def choose(
     }
 
 
+@dataclass(frozen=True)
+class Sources:
+    """Each row's source as its code in `levels` (the matrix's `source` column; NaN: unknown)."""
+
+    codes: np.ndarray
+    levels: list[str]
+
+    def lookup(self, table: dict[str, float]) -> np.ndarray:
+        """Each row's value in `table`: its source's, or the overall one (ALL)."""
+        values = np.array([*(table.get(level, table[ALL]) for level in self.levels), table[ALL]])
+        index = np.where(np.isnan(self.codes), len(self.levels), self.codes).astype(np.int64)
+        return values[index]
+
+
 def predict(
-    booster: Any, spec: dict[str, Any], features: pl.DataFrame, matrix: np.ndarray
+    booster: Any, spec: dict[str, Any], matrix: np.ndarray, sources: Sources
 ) -> dict[str, np.ndarray]:
-    """Mean estimate and 80% interval (`point`, `p10`, `p90`) of each row of `features`."""
+    """Mean estimate and 80% interval (`point`, `p10`, `p90`) of each row of `matrix`."""
     # One thread for a few rows: waking OpenMP's threads costs more than it saves.
     threads = 1 if matrix.shape[0] < 1000 else 0
     raw = booster.predict(matrix, num_threads=threads)
-    sources = features["source"]
     point = _point(raw, spec["estimator"], spec["factor"], sources)
-    low, high = _lookup([spec["p10"], spec["p90"]], sources)
-    return {"point": point, "p10": point * low, "p90": point * high}
+    return {
+        "point": point,
+        "p10": point * sources.lookup(spec["p10"]),
+        "p90": point * sources.lookup(spec["p90"]),
+    }
 
 
 def _point(
-    raw: np.ndarray, estimator: str, factor: dict[str, float], sources: pl.Series
+    raw: np.ndarray, estimator: str, factor: dict[str, float], sources: Sources
 ) -> np.ndarray:
     mean = np.exp(raw) if estimator == "log_smearing" else raw
-    return mean * _lookup([factor], sources)[0]
+    return mean * sources.lookup(factor)
 
 
 def _smearing(residuals: np.ndarray) -> float:
@@ -148,12 +166,3 @@ def _by_source(sources: pl.Series, values: np.ndarray, statistic: Any) -> dict[s
         if mask.sum() >= MIN_GROUP_ROWS:
             result[source] = round(float(statistic(values[mask])), 6)
     return result
-
-
-def _lookup(tables: list[dict[str, float]], sources: pl.Series) -> list[np.ndarray]:
-    """Each row's factor in each of `tables` (which share their keys): its source's, or the
-    overall one for a source without its own."""
-    names = [name for name in tables[0] if name != ALL]
-    codes = level_codes(sources, names)
-    index = np.where(np.isnan(codes), len(names), codes).astype(np.int64)
-    return [np.array([*(table[name] for name in names), table[ALL]])[index] for table in tables]

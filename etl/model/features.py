@@ -136,6 +136,20 @@ def add_features(trips: pl.DataFrame) -> pl.DataFrame:
     pickup, DC public holiday and weekend, the airport flag, the source and its time precision.
     DFHV rounds its timestamps to the hour: its hour of day is the rounded one.
     """
+    first, last = trips.select(
+        _local_year.min().fill_null(2000).alias("first"),
+        _local_year.max().fill_null(2000).alias("last"),
+    ).row(0)
+    return trips.with_columns(**_feature_exprs("airport_reported" in trips.columns, first, last))
+
+
+_local_year = pl.col("pickup_at").dt.convert_time_zone(DC_TZ.key).dt.year()
+
+
+@lru_cache(maxsize=32)
+def _feature_exprs(reported: bool, first_year: int, last_year: int) -> dict[str, pl.Expr]:
+    """The feature expressions, built once: a one-trip request would otherwise spend more
+    time building them than polars spends computing them."""
     local = pl.col("pickup_at").dt.convert_time_zone(DC_TZ.key)
     phi1, phi2 = pl.col("pickup_lat").radians(), pl.col("dropoff_lat").radians()
     d_phi = (pl.col("dropoff_lat") - pl.col("pickup_lat")).radians()
@@ -145,25 +159,18 @@ def add_features(trips: pl.DataFrame) -> pl.DataFrame:
         d_lambda.sin() * phi2.cos(),
         phi1.cos() * phi2.sin() - phi1.sin() * phi2.cos() * d_lambda.cos(),
     ).degrees()
-    reported = (
-        pl.col("airport_reported").fill_null(False)
-        if "airport_reported" in trips.columns
-        else pl.lit(False)
-    )
-    local_date = local.dt.date()
-    years = _years(trips["pickup_at"])
-    return trips.with_columns(
-        straight_miles=2 * EARTH_RADIUS_MILES * haversine.sqrt().arcsin(),
-        bearing_deg=(bearing + 360) % 360,
-        hour_of_day=local.dt.hour().cast(pl.Int64),
-        day_of_week=local.dt.weekday().cast(pl.Int64),
-        month=local.dt.month().cast(pl.Int64),
-        is_holiday=local_date.is_in(pl.Series(_holidays(years), dtype=pl.Date).implode()).fill_null(
-            False
-        ),
-        is_weekend=local.dt.weekday() >= 6,
-        airport=reported | pl.any_horizontal(_near_airport(end) for end in ("pickup", "dropoff")),
-    )
+    airport = pl.col("airport_reported").fill_null(False) if reported else pl.lit(False)
+    holidays = pl.Series(_holidays((first_year, last_year)), dtype=pl.Date).implode()
+    return {
+        "straight_miles": 2 * EARTH_RADIUS_MILES * haversine.sqrt().arcsin(),
+        "bearing_deg": (bearing + 360) % 360,
+        "hour_of_day": local.dt.hour().cast(pl.Int64),
+        "day_of_week": local.dt.weekday().cast(pl.Int64),
+        "month": local.dt.month().cast(pl.Int64),
+        "is_holiday": local.dt.date().is_in(holidays).fill_null(False),
+        "is_weekend": local.dt.weekday() >= 6,
+        "airport": airport | pl.any_horizontal(_near_airport(end) for end in ("pickup", "dropoff")),
+    }
 
 
 def _near_airport(end: str) -> pl.Expr:
@@ -176,14 +183,6 @@ def _near_airport(end: str) -> pl.Expr:
     return pl.any_horizontal(near).fill_null(False)
 
 
-def _years(pickup_at: pl.Series) -> tuple[int, int]:
-    local = pickup_at.dt.convert_time_zone(DC_TZ.key)
-    first, last = local.min(), local.max()
-    if first is None:
-        return (2000, 2000)
-    return (first.year, last.year)
-
-
 @lru_cache(maxsize=16)
 def _holidays(years: tuple[int, int]) -> list[date]:
     """DC public holiday dates (observed ones included), from the warehouse's calendar code."""
@@ -192,14 +191,14 @@ def _holidays(years: tuple[int, int]) -> list[date]:
     return sorted(dc_holidays(range(years[0], years[1] + 1)))
 
 
-def level_codes(column: pl.Series, levels: list[str]) -> np.ndarray:
-    """The position of each value in `levels` as float64, NaN for a value not in them."""
-    return column.to_frame().select(_codes(pl.first(), levels).cast(pl.Float64)).to_numpy()[:, 0]
-
-
 def _codes(column: pl.Expr, levels: list[str]) -> pl.Expr:
     # An Enum cast: a third of the cost of a mapping, which counts for a single request.
-    return column.cast(pl.String).cast(pl.Enum(levels), strict=False).to_physical()
+    return column.cast(pl.String).cast(_enum(tuple(levels)), strict=False).to_physical()
+
+
+@lru_cache(maxsize=16)
+def _enum(levels: tuple[str, ...]) -> pl.Enum:
+    return pl.Enum(levels)
 
 
 def feature_matrix(

@@ -12,6 +12,7 @@ checks whole columns (batch prediction and `etl serve`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -76,6 +77,7 @@ def point_warning(
     return f"{what} {lat},{lon} is outside the region the models know ({region.describe()})"
 
 
+@lru_cache(maxsize=16)
 def warnings_expr(region: Region) -> pl.Expr:
     """Per row: null when both points are inside `region`, else which end is outside (the
     estimate is extrapolated there). Needs the four coordinate columns as floats."""

@@ -10,6 +10,7 @@ and no estimate; the other rows are estimated.
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 from typing import Any
 
 import polars as pl
@@ -53,21 +54,39 @@ def parse_requests(frame: pl.DataFrame, meta: dict[str, Any]) -> pl.DataFrame:
     """One row per request, in order: `row`, the parsed fields (floats, `pickup_at` in UTC,
     `source`, `time_precision`) and `error` (null when the row can be estimated)."""
     check_columns(frame.columns)
-    known = meta["levels"]["source"]
-    source = (
-        pl.col("source").cast(pl.String).str.strip_chars().fill_null(meta["default_source"])
-        if "source" in frame.columns
-        else pl.lit(meta["default_source"])
+    first, second = _parse_exprs(
+        frozenset(name for name in COORDINATES if frame.schema[name] == pl.String),
+        "source" in frame.columns,
+        tuple(meta["levels"]["source"]),
+        meta["default_source"],
+        tuple(sorted(meta["source_time_precision"].items())),
     )
-    text = {name for name, dtype in frame.schema.items() if dtype == pl.String}
-    parsed = frame.select(
+    parsed = frame.select(*first, pl.lit(_pickup_series(frame)).alias("pickup_at"))
+    return parsed.select(second)
+
+
+@lru_cache(maxsize=64)
+def _parse_exprs(
+    text: frozenset[str],
+    has_source: bool,
+    known: tuple[str, ...],
+    default_source: str,
+    precision: tuple[tuple[str, str], ...],
+) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """The two selects of parse_requests, built once per input shape and models: a one-trip
+    request would otherwise spend more time building them than polars spends computing them."""
+    source = (
+        pl.col("source").cast(pl.String).str.strip_chars().fill_null(default_source)
+        if has_source
+        else pl.lit(default_source)
+    )
+    first = [
         pl.int_range(pl.len(), dtype=pl.Int64).alias("row"),
         *(_coordinate(name, name in text) for name in COORDINATES),
         *(_coordinate_error(name, limit, name in text) for name, limit in COORDINATES.items()),
-        pl.lit(_pickup_series(frame)).alias("pickup_at"),
         source.alias("source"),
         pl.col("pickup_at").alias("_raw_pickup_at"),
-    )
+    ]
     errors = [pl.col(f"_error_{name}") for name in COORDINATES]
     errors.append(
         pl.when(pl.col("_raw_pickup_at").is_null())
@@ -80,15 +99,15 @@ def parse_requests(frame: pl.DataFrame, meta: dict[str, Any]) -> pl.DataFrame:
             pl.format("source: unknown {} (the models know {})", "source", pl.lit(", ".join(known)))
         )
     )
-    precision = meta["source_time_precision"]
-    return parsed.select(
-        "row",
-        *COORDINATES,
-        "pickup_at",
-        "source",
-        pl.col("source").replace_strict(precision, default=None).alias("time_precision"),
+    second = [
+        pl.col("row"),
+        *(pl.col(name) for name in COORDINATES),
+        pl.col("pickup_at"),
+        pl.col("source"),
+        pl.col("source").replace_strict(dict(precision), default=None).alias("time_precision"),
         pl.concat_str(errors, separator="; ", ignore_nulls=True).replace("", None).alias("error"),
-    )
+    ]
+    return first, second
 
 
 def _coordinate(name: str, text: bool) -> pl.Expr:
@@ -116,14 +135,8 @@ def _pickup_series(frame: pl.DataFrame) -> pl.Series:
     text = frame["pickup_at"]
     if text.dtype != pl.String:
         return frame.select(_pickup_utc(text.dtype)).to_series()
-    column = pl.col("pickup_at")
-    fast = frame.select(
-        pl.coalesce(
-            column.str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in FAST_FORMATS
-        )
-    ).to_series()
-    result = fast.to_frame().select(_local_to_utc(pl.first())).to_series()
-    rest = fast.is_null() & text.is_not_null()
+    fast = frame.select(_FAST_UTC.alias("utc"), _FAST_MISSED.alias("rest"))
+    result, rest = fast["utc"], fast["rest"]
     if rest.any():
         slow = frame.filter(rest).select(_pickup_utc(pl.String)).to_series()
         result = result.scatter(rest.arg_true(), slow)
@@ -165,3 +178,10 @@ def _local_to_utc(naive: pl.Expr) -> pl.Expr:
         DC_TZ.key, ambiguous="earliest", non_existent="null"
     )
     return pl.coalesce(local, shifted).dt.convert_time_zone("UTC")
+
+
+_FAST = pl.coalesce(
+    pl.col("pickup_at").str.strptime(pl.Datetime("us"), fmt, strict=False) for fmt in FAST_FORMATS
+)
+_FAST_UTC = _local_to_utc(_FAST)
+_FAST_MISSED = _FAST.is_null() & pl.col("pickup_at").is_not_null()

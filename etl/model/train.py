@@ -193,7 +193,8 @@ def _train_target(
         lgb, fit, target, levels, features, spec["estimator"], PARAMS, spec["rounds"]
     )
     matrix = feature_matrix(scored, levels, features)
-    estimate = estimators.predict(booster, spec, scored, matrix)
+    sources = estimators.Sources(matrix[:, features.index("source")], levels["source"])
+    estimate = estimators.predict(booster, spec, matrix, sources)
     metrics = {
         "train_rows": fit.height,
         "estimator": choice,
