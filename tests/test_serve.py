@@ -205,3 +205,16 @@ def test_serve_fails_cleanly_without_models_or_on_a_taken_port(model_sets, tmp_p
     assert result.exit_code == 2
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: Address already")
+
+
+def test_serve_without_the_extra_says_how_to_install(model_sets, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from etl.cli.main import app
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn -> ImportError
+    result = CliRunner().invoke(app, ["serve", "--models", str(model_sets[0])])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: fastapi and uvicorn are not installed: pip install -e '.[serve]'"
+    )
