@@ -88,13 +88,18 @@ def _json(file: Path, missing: str) -> dict[str, Any]:
 def estimate(models: Models, requests: pl.DataFrame) -> pl.DataFrame:
     """`requests` with the OUTPUTS columns added, row for row, every input column unchanged."""
     parsed = parse_requests(requests, models.meta)
-    valid = add_features(parsed.filter(pl.col("error").is_null()))
-    answers = valid.select("row", warnings_expr(models_region(models.meta)).alias("warning"))
-    answers = answers.with_columns(**estimate_features(models, valid))
-    result = parsed.select("row", "error").join(
-        answers, on="row", how="left", maintain_order="left"
+    errors = parsed["error"]
+    valid = add_features(
+        parsed if errors.null_count() == parsed.height else parsed.filter(errors.is_null())
     )
-    return pl.concat([requests, result.select(OUTPUTS)], how="horizontal")
+    answers = valid.select(
+        "row",
+        warnings_expr(models_region(models.meta)).alias("warning"),
+        **estimate_features(models, valid),
+    )
+    if valid.height < parsed.height:  # rows with an error get no estimate
+        answers = parsed.select("row").join(answers, on="row", how="left", maintain_order="left")
+    return pl.concat([requests, answers.with_columns(errors).select(OUTPUTS)], how="horizontal")
 
 
 def estimate_features(models: Models, features: pl.DataFrame) -> dict[str, pl.Series]:
