@@ -7,7 +7,7 @@ import importlib.util
 import json
 import shutil
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -164,11 +164,12 @@ def test_models_beat_the_naive_baseline_on_the_test_split(trained) -> None:
 def test_models_metrics_and_card_are_written(trained) -> None:
     _, out, summary = trained
     lightgbm = import_lightgbm()
+    meta = json.loads((out / "model.json").read_text())
     for name in ("duration_model.txt", "fare_model.txt"):
         booster = lightgbm.Booster(model_file=str(out / name))  # LightGBM's text format
-        assert booster.feature_name() == list(FEATURES)
+        assert booster.feature_name() == meta["features"]
+    assert set(FEATURES) - set(meta["features"]) <= {"month"}  # the sample covers one year
     assert json.loads((out / "metrics.json").read_text())["metrics"] == summary["metrics"]
-    meta = json.loads((out / "model.json").read_text())
     assert set(meta["levels"]) == set(CATEGORICAL)
     card = (out / "model_card.md").read_text()
     assert "straight_miles" in card and "rounded to the hour" in card
@@ -281,3 +282,146 @@ def test_pickup_time_is_dc_local_unless_an_offset_is_given() -> None:
     assert parse_time("2024-01-15T08:00").utcoffset().total_seconds() == -5 * 3600
     assert parse_time("2024-07-15T08:00").utcoffset().total_seconds() == -4 * 3600
     assert parse_time("2024-07-15T12:00Z") == datetime.fromisoformat("2024-07-15T08:00-04:00")
+
+
+def test_batch_prediction_carries_ids_and_flags_bad_rows(trained, tmp_path) -> None:
+    """A CSV of planned trips: ids come back as written, a bad row gets an error in its row,
+    a point outside the region a warning, and a good row the single-trip estimate."""
+    _, out, _ = trained
+    trips = tmp_path / "trips.csv"
+    trips.write_text(
+        "id,pickup_lat,pickup_lon,dropoff_lat,dropoff_lon,pickup_at,source\n"
+        "007,38.8977,-77.0365,38.8973,-77.0063,2023-10-10T08:30,\n"
+        "008,38.8977,-77.0365,38.8973,-77.0063,2023-10-10T12:30Z,dispatch\n"
+        "009,abc,-77.0365,38.8973,-77.0063,2023-10-10T08:30,\n"
+        "010,38.8977,-77.0365,38.8973,-77.0063,next tuesday,uber\n"
+        "011,39.2900,-76.6100,38.8973,-77.0063,2023-10-10T08:30,\n"
+    )
+    answers = tmp_path / "answers.parquet"
+    result = CliRunner().invoke(
+        app, ["predict", "--in", str(trips), "--out", str(answers), "--models", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) | {"in": None, "out": None} == {
+        "in": None,
+        "out": None,
+        "models_version": json.loads((out / "model.json").read_text())["version"],
+        "rows": 5,
+        "estimated": 3,
+        "errors": 2,
+        "warnings": 1,
+    }
+    frame = pl.read_parquet(answers)
+    assert frame["id"].to_list() == ["007", "008", "009", "010", "011"]
+    assert frame.columns[:7] == pl.read_csv(trips, infer_schema=False).columns
+    errors = frame["error"].to_list()
+    assert errors[:2] == [None, None] and errors[4] is None
+    assert errors[2] == "pickup_lat: not a number"
+    assert (
+        errors[3].startswith("pickup_at: not an ISO 8601") and "source: unknown uber" in errors[3]
+    )
+    assert frame["duration_s"][2] is None
+    assert frame["warning"].to_list()[:4] == [None] * 4
+    assert frame["warning"][4] == "pickup outside the region the models know: extrapolated"
+    first = frame.row(0, named=True)
+    assert first["duration_s_p10"] < first["duration_s"] < first["duration_s_p90"]
+    assert first["fare_usd_p10"] < first["fare_usd"] < first["fare_usd_p90"]
+    assert frame["duration_s"][0] == frame["duration_s"][1]  # 08:30 EDT is 12:30 UTC
+    single = CliRunner().invoke(
+        app,
+        ["predict", "--from", WHITE_HOUSE, "--to", UNION_STATION, "--at", "2023-10-10T08:30",
+         "--models", str(out), "--json"],
+    )  # fmt: skip
+    estimate = json.loads(single.stdout)
+    assert estimate["fare_usd"] == first["fare_usd"]
+    assert estimate["duration_min"] == round(first["duration_s"] / 60, 1)
+    assert estimate["interval_80"]["fare_usd"] == [first["fare_usd_p10"], first["fare_usd_p90"]]
+
+
+def test_batch_prediction_csv_out_and_bad_usage(trained, tmp_path) -> None:
+    _, out, _ = trained
+    trips = tmp_path / "trips.parquet"
+    pl.DataFrame(
+        {
+            "trip": [1, 2],
+            "pickup_lat": [38.8977, 38.9],
+            "pickup_lon": [-77.0365, -77.02],
+            "dropoff_lat": [38.8973, 38.91],
+            "dropoff_lon": [-77.0063, -77.01],
+            "pickup_at": ["2023-10-10T08:30", "2023-10-10 18:00:00"],
+        }
+    ).write_parquet(trips)
+    answers = tmp_path / "out" / "answers.csv"
+    runner = CliRunner()
+    args = ["predict", "--in", str(trips), "--out", str(answers), "--models", str(out)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 estimated, 0 with an error" in result.stdout
+    written = pl.read_csv(answers)
+    assert written["trip"].to_list() == [1, 2] and written["error"].null_count() == 2
+    assert not list(answers.parent.glob(".*.partial"))
+    for argv, message in [
+        (["predict", "--in", str(trips), "--models", str(out)], "--in and --out go together"),
+        (["predict", "--in", str(trips), "--out", "x.json"], "expected a .csv or .parquet"),
+        (["predict", "--in", str(tmp_path / "no.csv"), "--out", "x.csv", "--models", str(out)],
+         "no such file"),
+        (["predict", "--models", str(out)], "give --from and --to"),
+    ]:  # fmt: skip
+        result = runner.invoke(app, argv)
+        assert result.exit_code == 2, argv
+        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    pl.DataFrame({"pickup_lat": [38.9]}).write_csv(tmp_path / "short.csv")
+    result = runner.invoke(
+        app, ["predict", "--in", str(tmp_path / "short.csv"), "--out", str(tmp_path / "o.csv"),
+              "--models", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 2 and "missing required column(s): pickup_lon" in result.stderr
+
+
+def test_report_shows_the_model_metrics(trained, tmp_path) -> None:
+    wh, out, summary = trained
+    page = tmp_path / "report.html"
+    args = ["report", "--warehouse", str(wh.path), "--out", str(page)]
+    result = CliRunner().invoke(app, [*args, "--models", str(out)])
+    assert result.exit_code == 0, result.output
+    html = page.read_text()
+    section = html[html.index('<section id="model">') :]
+    assert summary["version"] in section and "80% coverage" in section
+    coverage = summary["metrics"]["fare_usd"]["by_source"]["courier"]["model"]["coverage_80"]
+    assert f"<td>{coverage:.1%}</td>" in section
+    assert "morning peak 07-09" in section
+    result = CliRunner().invoke(app, [*args, "--models", str(tmp_path / "none")])
+    assert result.exit_code == 0 and "No models with metrics yet" in page.read_text()
+
+
+def test_request_times_read_as_dc_local_time_unless_an_offset_is_given() -> None:
+    """The batch and service reading of `pickup_at` agrees with `etl predict --at`, across both
+    daylight-saving changes, in the fast forms and the general one alike."""
+    from etl.model.predict import parse_time
+    from etl.model.requests import parse_requests
+
+    meta = {
+        "levels": {"source": ["dispatch"]},
+        "default_source": "dispatch",
+        "source_time_precision": {"dispatch": "second"},
+    }
+    texts = [
+        "2024-05-14T08:30",
+        "2024-05-14T08:30:15",
+        "2024-11-03T01:30",  # repeated hour: the first (daylight) reading
+        "2024-03-10T02:30",  # skipped hour: read with the offset before the change
+        "2024-05-14 08:30:15.5",
+        "2024-05-14T08:30-04:00",
+        "2024-05-14T12:30:00Z",
+    ]
+    frame = pl.DataFrame({"pickup_at": [*texts, "14/05/2024 08:30", None]}).with_columns(
+        pickup_lat=38.9, pickup_lon=-77.0, dropoff_lat=38.91, dropoff_lon=-77.01
+    )
+    parsed = parse_requests(frame, meta)
+    # (in UTC: Python never equates an ambiguous local time with a time in another zone)
+    expected = [parse_time(text).astimezone(UTC) for text in texts]
+    assert parsed["pickup_at"].to_list()[: len(texts)] == expected
+    assert parsed["error"].to_list() == [None] * len(texts) + [
+        "pickup_at: not an ISO 8601 date and time, e.g. 2024-05-14T08:30",
+        "pickup_at: missing",
+    ]

@@ -229,18 +229,23 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
         "warehouse/report.html"
     ),
+    models: Annotated[
+        Path, typer.Option("--models", help="The models whose metrics the report shows.")
+    ] = Path("warehouse/models_out"),
     as_json: JsonOption = False,
 ) -> None:
     """The data-quality report: one self-contained HTML file for analysts."""
     from etl.cli.output import to_json
     from etl.report.data import collect
     from etl.report.html import write_report
+    from etl.report.model import model_metrics
     from etl.report.query import QueryError
 
     try:
         data = collect(warehouse)
     except QueryError as exc:
         raise fail(str(exc)) from None
+    data["model"] = model_metrics(models)
     if as_json:
         typer.echo(json.dumps(data, default=to_json, indent=2))
         return
@@ -274,8 +279,10 @@ def train(
 
 @app.command()
 def predict(
-    origin: Annotated[str, typer.Option("--from", help="Pickup point: LAT,LON.")],
-    destination: Annotated[str, typer.Option("--to", help="Drop-off point: LAT,LON.")],
+    origin: Annotated[str | None, typer.Option("--from", help="Pickup point: LAT,LON.")] = None,
+    destination: Annotated[
+        str | None, typer.Option("--to", help="Drop-off point: LAT,LON.")
+    ] = None,
     at: Annotated[
         str | None,
         typer.Option("--at", help="Pickup time, ISO 8601; DC local time without an offset."),
@@ -286,14 +293,26 @@ def predict(
     source: Annotated[
         str | None, typer.Option("--source", help="Ask as this silo (default: dispatch).")
     ] = None,
+    trips_in: Annotated[
+        Path | None,
+        typer.Option("--in", help="A file of trips, .csv or .parquet (instead of --from/--to)."),
+    ] = None,
+    trips_out: Annotated[
+        Path | None, typer.Option("--out", help="Where to write their estimates, .csv or .parquet.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Estimate the duration and fare of one trip."""
+    """Estimate the duration and fare of one trip, or of every trip in a file (--in/--out)."""
     from etl.cli.output import local_minute, outside_dc
     from etl.model import ModelError
     from etl.model.predict import parse_point, parse_time
     from etl.model.predict import predict as estimate
 
+    if trips_in is not None or trips_out is not None:
+        _predict_file(models, trips_in, trips_out, origin or destination or at or source, as_json)
+        return
+    if origin is None or destination is None:
+        raise fail("give --from and --to (one trip), or --in and --out (a file of trips)")
     try:
         points = parse_point(origin, "--from"), parse_point(destination, "--to")
         result = estimate(models, *points, parse_time(at), source)
@@ -310,6 +329,46 @@ def predict(
             f"as {result['source']}; naive baseline {result['baseline']['duration_min']:.1f} min, "
             f"${result['baseline']['fare_usd']:.2f})"
         )
+
+
+def _predict_file(
+    models: Path, trips_in: Path | None, trips_out: Path | None, single: object, as_json: bool
+) -> None:
+    from etl.model import ModelError
+    from etl.model.batch import predict_file
+
+    if trips_in is None or trips_out is None or single:
+        raise fail("--in and --out go together, without --from, --to, --at or --source")
+    try:
+        summary = predict_file(models, trips_in, trips_out)
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        typer.echo(
+            f"wrote {summary['rows']:,} trips to {summary['out']}: {summary['estimated']:,}"
+            f" estimated, {summary['errors']:,} with an error, {summary['warnings']:,} with a"
+            f" warning (models {summary['models_version']})"
+        )
+
+
+@app.command()
+def serve(
+    models: Annotated[
+        Path, typer.Option("--models", help="The folder `etl train` writes the models to.")
+    ] = Path("warehouse/models_out"),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the estimates over HTTP: POST /v1/estimate, GET /v1/model, GET /healthz, /docs."""
+    from etl.model import ModelError
+    from etl.model.serve import run_server
+
+    try:
+        run_server(models, host, port, log=lambda line: typer.echo(line, err=True))
+    except ModelError as exc:
+        raise fail(str(exc)) from None
 
 
 def main() -> None:

@@ -1,28 +1,24 @@
-"""`etl predict`: the duration and fare of one trip, from the models `etl train` saved."""
+"""`etl predict`: the duration and fare of one trip (`--from --to`) or of a file of trips
+(`--in --out`, :mod:`etl.model.batch`), from the models `etl train` saved."""
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from etl.model import ModelError, baseline
-from etl.model.features import DC_TZ, TripRequest, feature_matrix, request_features
-from etl.model.train import META_FILE, import_lightgbm
+from etl.model.estimate import estimate_features, load_models
+from etl.model.features import DC_TZ, TripRequest, request_features
+from etl.model.region import WASHINGTON, models_region, point_warning
 
-# The Washington region of the trip row checks (schemas/trip_rows.yaml, *_outside_area): the
-# models know no trip outside it.
-REGION_LAT = (38.3, 39.5)
-REGION_LON = (-78.0, -76.3)
 EXAMPLE = "38.8977,-77.0365"
 
 
 def parse_point(text: str, option: str = "point") -> tuple[float, float]:
-    """`LAT,LON` in decimal degrees, inside the Washington region."""
+    """`LAT,LON` in decimal degrees, inside the Washington region (a single trip outside it is
+    refused; batch and service requests get a warning instead)."""
     parts = text.split(",")
     try:
         lat, lon = (float(part) for part in parts)
@@ -30,13 +26,12 @@ def parse_point(text: str, option: str = "point") -> tuple[float, float]:
         raise ModelError(f"{option} {text!r}: expected LAT,LON, e.g. {EXAMPLE}") from None
     if not (math.isfinite(lat) and math.isfinite(lon)):
         raise ModelError(f"{option} {text!r}: expected LAT,LON, e.g. {EXAMPLE}")
-    if not (_in(lat, REGION_LAT) and _in(lon, REGION_LON)):
-        if _in(lon, REGION_LAT) and _in(lat, REGION_LON):
+    if point_warning(lat, lon) is not None:
+        if WASHINGTON.contains(lon, lat):
             raise ModelError(f"{option} {text!r}: latitude and longitude swapped? give LAT,LON")
         raise ModelError(
             f"{option} {text!r}: outside the Washington region the models know "
-            f"(latitude {REGION_LAT[0]}..{REGION_LAT[1]}, "
-            f"longitude {REGION_LON[0]}..{REGION_LON[1]})"
+            f"({WASHINGTON.describe()})"
         )
     return lat, lon
 
@@ -55,16 +50,6 @@ def parse_time(text: str | None) -> datetime:
     return when.replace(tzinfo=DC_TZ) if when.tzinfo is None else when
 
 
-def load_meta(models: Path) -> dict[str, Any]:
-    path = models / META_FILE
-    if not path.is_file():
-        raise ModelError(f"{models}: no models yet (run `etl train` first)")
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{path}: unreadable: {exc}") from None
-
-
 def predict(
     models: Path,
     origin: tuple[float, float],
@@ -72,26 +57,21 @@ def predict(
     at: datetime,
     source: str | None = None,
 ) -> dict[str, Any]:
-    """Estimated duration (minutes) and fare (USD) of a trip, with the naive baseline's."""
-    meta = load_meta(models)
+    """Estimated duration (minutes) and fare (USD) of a trip, their 80% intervals and the naive
+    baseline's; `warning` says when a point is outside the area the training trips covered."""
+    loaded = load_models(models)
+    meta = loaded.meta
     source = source or meta["default_source"]
     if source not in meta["levels"]["source"]:
         known = ", ".join(meta["levels"]["source"])
         raise ModelError(f"--source {source!r}: the models know {known}")
-    lgb = import_lightgbm()
     request = TripRequest(*origin, *destination, at, source, meta["source_time_precision"][source])
     frame = request_features(request)
-    matrix = feature_matrix(frame, meta["levels"])
-    estimate = {}
-    for target, spec in meta["models"].items():
-        path = models / spec["file"]
-        if not path.is_file():
-            raise ModelError(f"{path}: missing (run `etl train` again)")
-        try:
-            booster = lgb.Booster(model_file=str(path))
-        except (lgb.basic.LightGBMError, OSError) as exc:
-            raise ModelError(f"{path}: cannot load the model: {exc}") from None
-        estimate[target] = float(np.exp(booster.predict(matrix)[0]))
+    answer = {name: column[0] for name, column in estimate_features(loaded, frame).items()}
+    region = models_region(meta)
+    warnings = [
+        point_warning(*point, region, end) for end, point in (("from", origin), ("to", destination))
+    ]
     row = frame.row(0, named=True)
     return {
         "from": list(origin),
@@ -99,8 +79,14 @@ def predict(
         "at": at.astimezone(DC_TZ).isoformat(),
         "source": source,
         "straight_miles": round(row["straight_miles"], 3),
-        "duration_min": round(estimate["duration_s"] / 60, 1),
-        "fare_usd": round(estimate["fare_usd"], 2),
+        "duration_min": round(answer["duration_s"] / 60, 1),
+        "fare_usd": round(answer["fare_usd"], 2),
+        "interval_80": {
+            "duration_min": [round(answer[f"duration_s_{p}"] / 60, 1) for p in ("p10", "p90")],
+            "fare_usd": [answer["fare_usd_p10"], answer["fare_usd_p90"]],
+        },
+        "warning": "; ".join(w for w in warnings if w) or None,
+        "models_version": loaded.version,
         "baseline": {
             "duration_min": round(
                 float(baseline.duration_s(frame, meta["baseline_speed_mph_by_hour"])[0]) / 60, 1
@@ -109,7 +95,3 @@ def predict(
         },
         "features": {name: row[name] for name in meta["features"]},
     }
-
-
-def _in(value: float, bounds: tuple[float, float]) -> bool:
-    return bounds[0] <= value <= bounds[1]

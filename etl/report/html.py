@@ -23,6 +23,7 @@ SECTIONS = {
     "matches": "Cross-silo matches",
     "curated": "Curated trips",
     "history": "Run history",
+    "model": "ETA and fare models",
 }
 RAW_MAX_CHARS = 2000  # an example record longer than this is cut
 
@@ -483,6 +484,7 @@ def render(data: dict[str, Any]) -> str:
         matches_section(data["matches"]),
         curated_section(data["curated"]),
         history_section(data["history"]),
+        _model_section(data.get("model")),
     ]
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -494,6 +496,12 @@ def render(data: dict[str, Any]) -> str:
         f"generated {escape(fmt(data['generated_at']))}</p>\n"
         f"{summary_line(data)}\n<nav>{nav}</nav>\n" + "\n".join(body) + "\n</body>\n</html>\n"
     )
+
+
+def _model_section(metrics: dict[str, Any] | None) -> Html:
+    from etl.report.model import model_section  # it builds on this module's blocks
+
+    return model_section(metrics)
 
 
 def write_report(data: dict[str, Any], out: Path) -> Path:
