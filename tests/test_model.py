@@ -388,7 +388,7 @@ def test_report_shows_the_model_metrics(trained, tmp_path) -> None:
     section = html[html.index('<section id="model">') :]
     assert summary["version"] in section and "80% coverage" in section
     coverage = summary["metrics"]["fare_usd"]["by_source"]["courier"]["model"]["coverage_80"]
-    assert f"<td>{coverage:.1%}</td>" in section
+    assert f'<td data-label="80% coverage">{coverage:.1%}</td>' in section
     assert "morning peak 07-09" in section
     result = CliRunner().invoke(app, [*args, "--models", str(tmp_path / "none")])
     assert result.exit_code == 0 and "No models with metrics yet" in page.read_text()

@@ -28,6 +28,7 @@ HEADINGS = [
     "Cross-silo matches",
     "Curated trips",
     "Run history",
+    "ETA and fare models",
 ]
 PLANTED = "<script>alert(1)</script>"
 VOID = {"meta", "br", "hr", "img", "link", "input", "line", "polyline", "circle"}
