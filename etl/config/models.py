@@ -93,6 +93,11 @@ class Source(Strict):
         None, description="regex of a last-line control total, one group capturing the count"
     )
     key: tuple[str, ...] = ("source_record_id",)
+    key_scope: str | None = Field(
+        None,
+        description="regex on a file's path whose first group names what the key is unique "
+        "within (a release); without it, the key is unique across all the source's files",
+    )
     trips_where: str | None = Field(
         None, description="SQL condition on staged fields: rows that are trips (others: not_a_trip)"
     )
@@ -107,6 +112,18 @@ class Source(Strict):
     def _one_char(cls, value: str) -> str:
         if len(value) != 1:
             raise ValueError("a delimiter is one character")
+        return value
+
+    @field_validator("key_scope")
+    @classmethod
+    def _one_group(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                groups = re.compile(value).groups
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+            if groups < 1:
+                raise ValueError("the scope is the regex's first group: it has none")
         return value
 
     @model_validator(mode="after")
