@@ -265,8 +265,8 @@ def _mark_keys_elsewhere(
     if not duplicates.height:
         return canonical, duplicates
     repeated = pl.int_range(pl.len()).is_in(found["_pos"].cast(pl.Int64).implode())
-    reasons = pl.col(PARSE_ERRORS).list.concat(pl.lit([DUPLICATE_KEY])).list.unique(
-        maintain_order=True
+    reasons = (
+        pl.col(PARSE_ERRORS).list.concat(pl.lit([DUPLICATE_KEY])).list.unique(maintain_order=True)
     )
     marked = pl.when(repeated).then(reasons).otherwise(pl.col(PARSE_ERRORS))
     return canonical.with_columns(marked.alias(PARSE_ERRORS)), duplicates
