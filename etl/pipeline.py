@@ -157,7 +157,8 @@ def run(
             bad_input = isinstance(exc, (ConfigError, SourceError, warehouse.WarehouseError))
             con.execute(
                 "UPDATE quality.runs SET status = 'error', exit_code = ?, finished_at = now(), "
-                "message = ? WHERE run_id = ?",
+                "message = CASE WHEN published THEN 'published, then ' ELSE '' END || ? "
+                "WHERE run_id = ?",
                 [
                     EXIT_BAD_INPUT if bad_input else EXIT_INTERNAL,
                     f"{type(exc).__name__}: {exc}",

@@ -103,18 +103,27 @@ def test_a_trailer_beyond_bigint_fails_its_file_and_the_published_run_keeps_its_
     assert files_not_adding_up(sampled) == []
 
 
-def test_an_error_after_the_publish_commit_leaves_the_run_published(sampled, monkeypatch):
-    def fail_after_commit(step: str) -> None:
-        if step == "published":
-            raise RuntimeError("the disk went away after the commit")
+def raise_at(step: str):
+    """A crash point that raises (a bug, a lost disk) at `step` instead of killing the run."""
 
-    monkeypatch.setattr(pipeline, "crash_point", fail_after_commit)
+    def crash_point(at: str) -> None:
+        if at == step:
+            raise RuntimeError(f"an unexpected error at {step}")
+
+    return crash_point
+
+
+def test_an_error_after_the_publish_commit_leaves_the_run_published(sampled, monkeypatch):
+    monkeypatch.setattr(pipeline, "crash_point", raise_at("published"))
     with pytest.raises(RuntimeError):
         sampled.run()
     [(run_id, status, exit_code, published)] = sampled.query(
         "SELECT run_id, status, exit_code, published FROM quality.runs"
     )
     assert (status, exit_code, published) == ("error", 3, True)
+    assert sampled.scalar("SELECT message FROM quality.runs") == (
+        "published, then RuntimeError: an unexpected error at published"
+    )
     quarantined = quarantine_per_run(sampled)
     trips = sampled.scalar("SELECT count(*) FROM curated.trips")
     assert quarantined[run_id] > 0 and trips > 0
@@ -130,11 +139,7 @@ def test_an_error_after_the_publish_commit_leaves_the_run_published(sampled, mon
 def test_an_error_before_the_commit_publishes_nothing_and_the_next_run_loads_it_all(
     sampled, monkeypatch
 ):
-    def fail_before_commit(step: str) -> None:
-        if step == "recorded":
-            raise RuntimeError("a bug in the last step")
-
-    monkeypatch.setattr(pipeline, "crash_point", fail_before_commit)
+    monkeypatch.setattr(pipeline, "crash_point", raise_at("recorded"))
     with pytest.raises(RuntimeError):
         sampled.run()
     assert sampled.query("SELECT status, exit_code, published FROM quality.runs") == [
