@@ -495,6 +495,8 @@ class _Run:
         outcome.rows_quarantined = outcome.blank_lines = 0
         outcome.reasons.clear()
         outcome.status, outcome.reason = "failed", str(error)
+        # Its current version stays: the keys that version holds are not another file's to take.
+        self.reloading = [path for path in self.reloading if path != outcome.path]
         if isinstance(error, ControlTotalError):
             outcome.rows_read = error.rows_read
             # A count beyond what a BIGINT holds is in the reason only.

@@ -357,3 +357,15 @@ def test_records_repeated_across_two_new_files_of_one_run_are_kept_once(sampled)
         )
         == 1
     )
+
+
+def test_a_file_whose_new_version_fails_keeps_its_keys_from_a_copy_of_the_same_night(sampled):
+    assert sampled.run().exit_code == 0
+    original = courier_files(sampled)[2]
+    shutil.copy(original, original.with_name(original.stem + "_resent.csv"))
+    set_trailer(original, "1")  # its new version fails: the version loaded before stays
+    result = sampled.run()
+    assert [f.status for f in result.files if f.path.endswith(original.name)] == ["failed"]
+    assert result.published
+    assert duplicated_ids(sampled) == 0
+    assert files_not_adding_up(sampled) == []
