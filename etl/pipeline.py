@@ -12,6 +12,11 @@ The order of work (design.md, "Data flow"):
 If an audit fails, this run's rows leave staging again, the files are recorded as
 `audit_failed` and the published tables stay as they were. If the process dies midway, the next
 run finds the rows of a run that never published and removes them.
+
+The run ledger (`quality.runs`) cannot say what did not happen: a run's `published` flag, its
+final status and its files are written in the transaction that publishes it, so a run is
+published exactly when that transaction committed, whatever happens after. Recovery touches only
+runs that never published. The DC boundary, too, is replaced inside that transaction.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ import shapely
 
 from etl.config.load import ConfigError, load_config
 from etl.config.models import Config, Source
-from etl.paths import project_models
+from etl.crashpoints import crash_point
+from etl.paths import WAREHOUSE_DIR, project_models
 from etl.publish import models, warehouse
 from etl.publish.build import ReconciliationError, build_curated
 from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
@@ -44,6 +50,7 @@ from etl.stage.batch import (
     ControlTotalError,
     FileRead,
     FileReader,
+    KeysElsewhere,
     RowChecker,
     StagedBatch,
     empty_staging_frame,
@@ -51,7 +58,10 @@ from etl.stage.batch import (
     stage_files,
 )
 
-EXIT_OK, EXIT_AUDIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_AUDIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+
+# A count the warehouse stores as BIGINT; a trailer may declare more (`TOTAL ROWS: 9999...`).
+BIGINT_MAX = 2**63 - 1
 
 # Pieces of files of one source and layout are staged together up to this many rows: enough to
 # spread the fixed cost of each step over a year of small daily files, small enough to bound
@@ -67,6 +77,8 @@ PIECE_BYTES = 64 << 20
 # DuckDB's buffer pool while files load: appending needs little, and what it caches nobody reads
 # until the audits (at 20 M rows the pool otherwise grew to its cap, +0.6 GB of peak memory).
 LOAD_MEMORY = "256MB"
+
+KEYS_ELSEWHERE_SQL = WAREHOUSE_DIR / "audit" / "keys_staged_elsewhere.sql"
 
 
 class Reporter(Protocol):
@@ -144,11 +156,18 @@ def run(
         try:
             return state.execute(full_refresh)
         except Exception as exc:
-            # Recorded for `etl status`; the next run removes what this one left in staging.
+            # Recorded for `etl status`; the next run removes what this one left in staging,
+            # unless it published (then the error came after its commit, and it stays so).
+            bad_input = isinstance(exc, (ConfigError, SourceError, warehouse.WarehouseError))
             con.execute(
-                "UPDATE quality.runs SET status = 'error', exit_code = 2, finished_at = now(), "
-                "message = ? WHERE run_id = ?",
-                [f"{type(exc).__name__}: {exc}", state.run_id],
+                "UPDATE quality.runs SET status = 'error', exit_code = ?, finished_at = now(), "
+                "message = CASE WHEN published THEN 'published, then ' ELSE '' END || ? "
+                "WHERE run_id = ?",
+                [
+                    EXIT_BAD_INPUT if bad_input else EXIT_INTERNAL,
+                    f"{type(exc).__name__}: {exc}",
+                    state.run_id,
+                ],
             )
             raise
     finally:
@@ -212,10 +231,18 @@ class _Run:
         self.models_sha = models.fingerprint(self.models)
         self.boundary: shapely.Geometry | None = None
         self.seen_keys: pl.DataFrame | None = None  # of a file staged in pieces, so far
+        # New boundary rows by source: stored by the publish transaction, not before.
+        self.boundary_rows: dict[str, pl.DataFrame] = {}
+        self.full_refresh = False
+        self.reloading: list[str] = []  # the files this run loads (again)
+        # The source and key fields of the batch being written: perhaps not yet committed.
+        self.in_flight: tuple[str, pl.DataFrame] | None = None
         self.writer = _Writer(con)
 
     def execute(self, full_refresh: bool) -> RunResult:
+        self.full_refresh = full_refresh
         self._recover()
+        crash_point("recovered")
         self._ensure_staging_tables()
         self.boundary = self._stored_boundary()
         self.con.execute(
@@ -223,12 +250,16 @@ class _Run:
             "VALUES (?, now(), 'running', ?, ?)",
             [self.run_id, str(self.config_path), str(self.data_root)],
         )
+        crash_point("started")
         todo = self._plan(full_refresh)
+        self.reloading = [ref.path for ref, _ in todo]
+        crash_point("planned")
         if todo:
             preload_great_expectations(self.config)
         self.reporter.start(len(todo))
         with warehouse.memory_limit(self.con, LOAD_MEMORY):
             self._load(todo)
+        crash_point("loaded")
         loaded = [o for o in self.outcomes if o.status == "loaded"]
 
         files_per_source = Counter(o.source for o in loaded)
@@ -236,24 +267,25 @@ class _Run:
         self.checks = audit_run(
             self.con, self.config, self.config_path.parent, self.run_id, files_per_source
         )
+        crash_point("audited")
         if any(check.blocks_publish for check in self.checks):
-            self._withdraw(loaded)
             blocking = sum(check.blocks_publish for check in self.checks)
-            return self._finish(f"{blocking} error check(s) failed: nothing published")
-        failure = self._publish(loaded, full_refresh)
-        if failure:
-            self._withdraw(loaded)
-            return self._finish(f"{failure}: nothing published")
-        return self._finish()
+            return self._not_published(loaded, f"{blocking} error check(s) failed")
+        return self._publish(loaded, full_refresh)
 
     # -- before loading -----------------------------------------------------------------------
 
     def _recover(self) -> None:
-        """Undo what a run that died left behind: its rows in staging were never published."""
-        self.con.execute("UPDATE quality.runs SET status = 'crashed' WHERE status = 'running'")
+        """Undo what a run that died left behind: its rows in staging were never published.
+
+        A run that published keeps everything, whatever its status says: its publish committed.
+        """
         self.con.execute(
-            "DELETE FROM quality.quarantine WHERE run_id IN "
-            "(SELECT run_id FROM quality.runs WHERE status IN ('crashed', 'error'))"
+            "UPDATE quality.runs SET status = 'crashed' WHERE status = 'running' AND NOT published"
+        )
+        self.con.execute(
+            "DELETE FROM quality.quarantine WHERE run_id IN (SELECT run_id FROM quality.runs "
+            "WHERE status IN ('crashed', 'error') AND NOT published)"
         )
         for name in self.config.sources:
             table = f"staging.{name}"
@@ -379,11 +411,11 @@ class _Run:
         return read
 
     def _store_boundary(self, ref: FileRef, outcome: FileOutcome) -> None:
-        self.boundary, row = read_boundary(ref, self.run_id)
-        self.con.execute(f"DROP TABLE IF EXISTS staging.{ref.source}")
-        warehouse.append(self.con, f"staging.{ref.source}", row)
+        """This run's trips are tested against the new boundary; the publish stores it."""
+        self.boundary, self.boundary_rows[ref.source] = read_boundary(ref, self.run_id)
         outcome.rows_read = outcome.rows_staged = 1
         self.outcomes.append(outcome)
+        crash_point("boundary_read")
 
     def _stage(self, pending: list[tuple[FileRead, FileOutcome]]) -> None:
         """Stage, check and write a batch of files; every file's counts must reconcile."""
@@ -396,10 +428,14 @@ class _Run:
             self.checkers[name],
             self.boundary,
             self.seen_keys,
+            self._keys_elsewhere(name),
         )
         self.seen_keys = batch.seen_keys
         writes = [(f"staging.{name}", batch.staged), ("quality.quarantine", batch.quarantine)]
         self.writer.submit([(table, frame) for table, frame in writes if frame.height])
+        keys = [k for k in self.config.sources[name].key if k in batch.staged.columns]
+        self.in_flight = (name, batch.staged.select("_file", *keys)) if keys else None
+        crash_point("staged")
         # A large file comes in pieces over several batches: its outcome adds up their counts.
         last_piece = {read.ref.path: (read, outcome) for read, outcome in pending}
         for path, (read, outcome) in last_piece.items():
@@ -425,6 +461,35 @@ class _Run:
                     f"{outcome.rows_quarantined} quarantined"
                 )
 
+    def _keys_elsewhere(self, name: str) -> KeysElsewhere | None:
+        """How a batch of the source finds the keys another of its files holds (SQL on the
+        staged rows, `keys_staged_elsewhere.sql`); None for a source without a key."""
+        source = self.config.sources[name]
+        if source.entity != "trip" or not source.key:
+            return None
+
+        def lookup(batch_keys: pl.DataFrame) -> pl.DataFrame:
+            keys = [f'"{k}"' for k in batch_keys.columns if k not in ("_pos", "_file")]
+            sql = KEYS_ELSEWHERE_SQL.read_text().format(
+                source=name,
+                keys=", ".join(keys),
+                key_match=" AND ".join(f"o.{k} = b.{k}" for k in keys),
+            )
+            in_flight = batch_keys.drop("_pos").clear()
+            if self.in_flight is not None and self.in_flight[0] == name:
+                in_flight = self.in_flight[1]
+            reloaded = pl.DataFrame({"path": self.reloading}, schema={"path": pl.Utf8})
+            params = {"run_id": self.run_id, "full_refresh": self.full_refresh,
+                      "scope": source.key_scope or "()"}  # fmt: skip
+            with (
+                warehouse.registered(self.con, "_batch_keys", batch_keys),
+                warehouse.registered(self.con, "_in_flight", in_flight),
+                warehouse.registered(self.con, "_reloaded", reloaded),
+            ):
+                return self.con.sql(sql, params=params).pl()
+
+        return lookup
+
     def _abandon(
         self, outcome: FileOutcome, error: SourceError, pending: list[tuple[FileRead, FileOutcome]]
     ) -> None:
@@ -441,19 +506,38 @@ class _Run:
                 [self.run_id, outcome.path],
             )
             self.seen_keys = None  # they were this file's: only one file is read at a time
+            self.in_flight = None  # written now, and this file's rows deleted
         outcome.rows_read = outcome.rows_staged = outcome.rows_flagged = 0
         outcome.rows_quarantined = outcome.blank_lines = 0
         outcome.reasons.clear()
         outcome.status, outcome.reason = "failed", str(error)
+        # Its current version stays: the keys that version holds are not another file's to take.
+        self.reloading = [path for path in self.reloading if path != outcome.path]
         if isinstance(error, ControlTotalError):
-            outcome.rows_read, outcome.control_total = error.rows_read, error.control_total
+            outcome.rows_read = error.rows_read
+            # A count beyond what a BIGINT holds is in the reason only.
+            if error.control_total is not None and error.control_total <= BIGINT_MAX:
+                outcome.control_total = error.control_total
         self._fail(outcome)
 
     def _fail(self, outcome: FileOutcome) -> None:
         self.outcomes.append(outcome)
         self.reporter.log(f"{outcome.path}: FAILED: {outcome.reason}")
 
-    # -- audit failed -----------------------------------------------------------------------
+    # -- not published ------------------------------------------------------------------------
+
+    def _not_published(
+        self, loaded: list[FileOutcome], why: str, totals: pl.DataFrame | None = None
+    ) -> RunResult:
+        """An error check failed or the control totals did not reconcile: in one transaction,
+        this run's rows leave staging and the run is recorded with its files (and `totals`)."""
+        with warehouse.transaction(self.con):
+            self._withdraw(loaded)
+            if totals is not None:
+                warehouse.append(self.con, "quality.control_totals", totals)
+            result = self._finish(f"{why}: nothing published")
+            crash_point("withdrawn")
+        return result
 
     def _withdraw(self, loaded: list[FileOutcome]) -> None:
         """An error check failed: this run's rows leave staging; nothing published changes."""
@@ -471,33 +555,50 @@ class _Run:
 
     # -- publish ------------------------------------------------------------------------------
 
-    def _publish(self, loaded: list[FileOutcome], full_refresh: bool) -> str | None:
-        """Retire replaced rows, record the manifest and rebuild the curated layer, in one
-        transaction. Returns why it did not publish, or None."""
-        self.con.execute("BEGIN TRANSACTION")
+    def _publish(self, loaded: list[FileOutcome], full_refresh: bool) -> RunResult:
+        """Retire replaced rows, store a new boundary, record the manifest, rebuild the curated
+        layer and record the run as published, all in one transaction: the run is published
+        exactly when it commits."""
         try:
-            self._retire_replaced(loaded, full_refresh)
-            self._record_files(loaded)
-            rebuild = full_refresh or self._models_changed()
-            if loaded or rebuild:
-                changed = None if rebuild else [(o.source, o.path) for o in loaded]
-                summary = build_curated(
-                    self.con, self.config, self.run_id, self.models, changed, self.reporter.stage
+            with warehouse.transaction(self.con):
+                crash_point("publish_begun")
+                self._retire_replaced(loaded, full_refresh)
+                crash_point("retired")
+                self._store_boundaries()
+                self._record_files(loaded)
+                rebuild = full_refresh or self._models_changed()
+                if loaded or rebuild:
+                    changed = None if rebuild else [(o.source, o.path) for o in loaded]
+                    summary = build_curated(
+                        self.con,
+                        self.config,
+                        self.run_id,
+                        self.models,
+                        changed,
+                        self.reporter.stage,
+                    )
+                    self.reporter.log(f"matched {summary.matches} trip(s) across silos")
+                crash_point("built")
+                self.con.execute(
+                    "UPDATE quality.runs SET published = true, models_sha = ? WHERE run_id = ?",
+                    [self.models_sha, self.run_id],
                 )
-                self.reporter.log(f"matched {summary.matches} trip(s) across silos")
-            self.con.execute(
-                "UPDATE quality.runs SET published = true, models_sha = ? WHERE run_id = ?",
-                [self.models_sha, self.run_id],
-            )
-            self.con.execute("COMMIT")
+                result = self._finish()
+                crash_point("recorded")
         except ReconciliationError as exc:
-            self.con.execute("ROLLBACK")
-            warehouse.append(self.con, "quality.control_totals", exc.totals)
-            return str(exc)
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        return None
+            return self._not_published(loaded, str(exc), exc.totals)
+        crash_point("published")
+        return result
+
+    def _store_boundaries(self) -> None:
+        """A new boundary replaces the old one here, in the publish transaction: a crash or a
+        failed audit leaves the old one, and the new file loads again on the next run."""
+        for source, row in self.boundary_rows.items():
+            table = f"staging.{source}"
+            if warehouse.table_exists(self.con, table):
+                self.con.execute(f"DELETE FROM {table}")
+            warehouse.append(self.con, table, row)
+        crash_point("boundary_stored")
 
     def _retire_replaced(self, loaded: list[FileOutcome], full_refresh: bool) -> None:
         """The rows of earlier versions of the files this run loaded (of every file, on a full

@@ -137,9 +137,10 @@ def test_duration_in_the_wrong_unit_fails_the_audit_and_publishes_nothing(wh):
     assert '"audit_failed"' in status.output and "speed" in status.output
 
 
-def test_a_key_repeated_across_members_of_one_release_fails_the_audit(wh):
-    """OBJECTID is unique within a release, so the batch's record key is (zip, OBJECTID): the
-    same ids in another year's zip are other trips, in another month of the same zip a fault."""
+def test_a_key_repeated_across_members_of_one_release_is_quarantined_once(wh):
+    """OBJECTID is unique within a release (`key_scope`): the same ids in another year's zip are
+    other trips; in another month of the same zip, the later month's rows are duplicates,
+    quarantined as `duplicate_key` naming the month that holds the key, and the rest publishes."""
     january = [trip(k) for k in range(1, 31)]
     february = [trip(k) for k in range(21, 51)]  # ids 21-30 again
     write_zip(
@@ -149,20 +150,27 @@ def test_a_key_repeated_across_members_of_one_release_fails_the_audit(wh):
     write_zip(wh.data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_01.txt": member_text(january)})
     result = wh.run()
 
-    assert result.status == "audit_failed" and not result.published
-    failed = wh.query(
-        "SELECT expectation, observed_value FROM quality.checks WHERE NOT success "
-        "AND severity = 'error'"
+    assert (result.status, result.published) == ("published", True)
+    quarantined = wh.query(
+        "SELECT file, reasons, duplicate_of, count(*) FROM quality.quarantine GROUP BY ALL"
     )
-    assert [name for name, _ in failed] == ["record key unique in batch"]
-    assert float(failed[0][1]) == 20 / 90  # both rows of each of the 10 repeated keys
+    assert quarantined == [
+        (
+            "dc_taxi/taxi_2016.zip!taxi_2016_02.txt",
+            ["duplicate_key"],
+            "dc_taxi/taxi_2016.zip!taxi_2016_01.txt",
+            10,
+        )
+    ]
+    assert wh.scalar("SELECT count(DISTINCT trip_id) FROM curated.trips") == 80
 
-    february = [trip(k) for k in range(31, 61)]
+    february = [trip(k) for k in range(31, 61)]  # corrected: a new version replaces the old
     write_zip(
         wh.data / "dc_taxi" / "taxi_2016.zip",
         {"taxi_2016_01.txt": member_text(january), "taxi_2016_02.txt": member_text(february)},
     )
     assert wh.run().exit_code == 0
+    assert wh.scalar("SELECT count(*) FROM quality.quarantine") == 0
     assert wh.scalar("SELECT count(DISTINCT trip_id) FROM curated.trips") == 90
 
 

@@ -106,6 +106,11 @@ class Source(Strict):
         None, description="regex of a last-line control total, one group capturing the count"
     )
     key: tuple[str, ...] = ("source_record_id",)
+    key_scope: str | None = Field(
+        None,
+        description="regex on a file's path whose first group names what the key is unique "
+        "within (a release); without it, the key is unique across all the source's files",
+    )
     trips_where: str | None = Field(
         None, description="SQL condition on staged fields: rows that are trips (others: not_a_trip)"
     )
@@ -146,6 +151,13 @@ class Source(Strict):
             if not (config_dir / name).is_file():
                 raise ValueError(f"no such file: {config_dir / name}")
         return name
+
+    @field_validator("key_scope")
+    @classmethod
+    def _one_group(cls, value: str | None) -> str | None:
+        if value is not None and compile_regex(value).groups < 1:
+            raise ValueError("the scope is the regex's first group: it has none")
+        return value
 
     @model_validator(mode="after")
     def _overrides_name_columns(self) -> Source:

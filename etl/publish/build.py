@@ -26,7 +26,12 @@ from etl.paths import WAREHOUSE_DIR
 from etl.publish import models as sql_models
 from etl.publish.warehouse import append
 
-UNEXPLAINED = ("unexplained_read", "unexplained_staging", "unexplained_rows")
+UNEXPLAINED = (
+    "unexplained_read",
+    "unexplained_staging",
+    "unexplained_quarantine",
+    "unexplained_rows",
+)
 
 
 class ReconciliationError(Exception):
@@ -96,7 +101,9 @@ def control_totals(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
             "control totals do not reconcile for "
             + ", ".join(
                 f"{row['source']} (read {row['rows_read']}, staged {row['rows_staged']}, "
-                f"quarantined {row['rows_quarantined']}, curated {row['rows_curated']}, "
+                f"quarantined {row['rows_quarantined']} "
+                f"({row['unexplained_quarantine']} unlike quality.quarantine), "
+                f"curated {row['rows_curated']}, "
                 f"excluded {row['rows_excluded']}, merged {row['rows_merged']})"
                 for row in bad.iter_rows(named=True)
             ),

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 SEVERITIES = ("error", "warn")
 SUITES_DIR = SCHEMAS_DIR / "suites"
 SKIPPED_NO_HISTORY = {"skipped": "no history"}
+SKIPPED_EMPTY_BATCH = {"skipped": "empty batch"}
 _GX_SEVERITY = {"error": "critical", "warn": "warning"}
 _INDEX_KEY = "etl_index"  # meta key mapping GX results back to suite positions
 _PARTIAL_LIST_MAX = 10

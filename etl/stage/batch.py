@@ -7,7 +7,8 @@ every step hundreds of times. In order:
 
 1. parse with the source's reader (raw text, line numbers), tag rows with their `_file`;
 2. map to canonical fields (`etl.stage.mapping`), derive a trip's duration from its timestamps
-   when the source has no duration column, apply the source's repairs, mark repeated keys;
+   when the source has no duration column, apply the source's repairs, mark repeated keys (in
+   the file, and those another file of the source already holds: `KeysElsewhere`);
 3. add `pickup_in_dc` / `dropoff_in_dc` from the DC boundary, when one is loaded;
 4. run the source's row checks on the rows that are trips (`trips_where`); the others are
    staged with the flag `not_a_trip`;
@@ -28,7 +29,7 @@ from etl.integrate.geo import add_in_dc_columns
 from etl.sources.delimited import LINE, RawBatch, parse_delimited
 from etl.sources.files import FileRef, SourceError
 from etl.sources.jsonl import RAW_JSON, extract_fields, parse_jsonl
-from etl.stage.mapping import FILE, PARSE_ERRORS, require_columns, stage_frame
+from etl.stage.mapping import DUPLICATE_KEY, FILE, PARSE_ERRORS, require_columns, stage_frame
 from etl.stage.repairs import AVAILABLE as REPAIRS_AVAILABLE
 from etl.stage.repairs import REPAIRS
 
@@ -38,6 +39,11 @@ NOT_A_TRIP = "not_a_trip"
 
 # Row checks: the canonical frame in, (staged with `_flags`, rejected with `_reasons`) out.
 RowChecker = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
+
+# The rows of a batch whose key another file of the source already holds: `_pos`, `_file`
+# and the key fields in; `_pos` and `duplicate_of` (the other file) out.
+KeysElsewhere = Callable[[pl.DataFrame], pl.DataFrame]
+DUPLICATE_OF = "duplicate_of"
 
 
 @dataclass(frozen=True)
@@ -151,11 +157,13 @@ def stage_files(
     check_rows: RowChecker,
     boundary: shapely.Geometry | None = None,
     seen_keys: pl.DataFrame | None = None,
+    keys_elsewhere: KeysElsewhere | None = None,
 ) -> StagedBatch:
     """Stage and row-check files of one source and layout together; count per file.
 
     `seen_keys` are the keys of the earlier pieces of a file staged in pieces (the previous
     batch's `StagedBatch.seen_keys`): a key repeated across pieces is a duplicate too.
+    `keys_elsewhere` finds the rows whose key another file already holds: duplicates as well.
     """
     columns = source.columns_for(reads[0].layout)
     raw = pl.concat(
@@ -168,6 +176,9 @@ def stage_files(
     # Files are read in order: only the batch's last file may have pieces still to come.
     continued = [] if reads[-1].last else [reads[-1].ref.path]
     keys = [k for k in source.key if k in canonical.columns]
+    duplicates = None
+    if keys_elsewhere is not None and keys and canonical.height:
+        canonical, duplicates = _mark_keys_elsewhere(canonical, keys, keys_elsewhere)
     if continued and keys:
         earlier = [seen_keys] if seen_keys is not None else []
         mine = canonical.filter(pl.col(FILE).is_in(continued)).select(FILE, *keys)
@@ -188,7 +199,7 @@ def stage_files(
     return StagedBatch(
         staged=staged,
         quarantine=_quarantine_rows(raw, header, rejected, source_name=reads[0].ref.source,
-                                    run_id=run_id),
+                                    run_id=run_id, duplicates=duplicates),
         counts=counts,
         reason_counts=_count_reasons(rejected, staged),
         seen_keys=seen_keys,
@@ -243,6 +254,24 @@ def _canonical(
     return frame
 
 
+def _mark_keys_elsewhere(
+    canonical: pl.DataFrame, keys: list[str], keys_elsewhere: KeysElsewhere
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Rows whose key another file holds get the reason `duplicate_key`; returned with the
+    `_file`, `_line` and `duplicate_of` of each such row."""
+    positions = canonical.select(FILE, LINE, *keys).with_row_index("_pos")
+    found = keys_elsewhere(positions.select("_pos", FILE, *keys))
+    duplicates = positions.join(found, on="_pos").select(FILE, LINE, DUPLICATE_OF)
+    if not duplicates.height:
+        return canonical, duplicates
+    repeated = pl.int_range(pl.len()).is_in(found["_pos"].cast(pl.Int64).implode())
+    reasons = (
+        pl.col(PARSE_ERRORS).list.concat(pl.lit([DUPLICATE_KEY])).list.unique(maintain_order=True)
+    )
+    marked = pl.when(repeated).then(reasons).otherwise(pl.col(PARSE_ERRORS))
+    return canonical.with_columns(marked.alias(PARSE_ERRORS)), duplicates
+
+
 def _check(
     frame: pl.DataFrame, source: Source, check_rows: RowChecker
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -269,8 +298,10 @@ def _quarantine_rows(
     rejected: pl.DataFrame,
     source_name: str,
     run_id: str,
+    duplicates: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
-    """Rejected rows with their raw values as the file had them, as one JSON object each."""
+    """Rejected rows with their raw values as the file had them, as one JSON object each, and
+    for a key another file holds, that file (`duplicates`: `_file`, `_line`, `duplicate_of`)."""
     reasons = rejected.select(FILE, LINE, REASONS)
     # Narrow by line number first (integers, cheap), then match the file too.
     candidates = raw.filter(pl.col(LINE).is_in(reasons[LINE].unique().implode()))
@@ -281,13 +312,17 @@ def _quarantine_rows(
         # Only the file's own columns: a column another file of the batch has is not in it.
         as_json = pl.struct(list(header)).struct.json_encode()
     raw_json = raw_rows.select(FILE, LINE, as_json.alias("raw"))
-    return reasons.join(raw_json, on=[FILE, LINE], how="left").select(
+    rows = reasons.join(raw_json, on=[FILE, LINE], how="left")
+    if duplicates is not None and duplicates.height:
+        rows = rows.join(duplicates, on=[FILE, LINE], how="left")
+    return rows.select(
         pl.lit(run_id).alias("run_id"),
         pl.lit(source_name).alias("source"),
         pl.col(FILE).alias("file"),
         pl.col(LINE).alias("line"),
         pl.col(REASONS).alias("reasons"),
         pl.col("raw"),
+        *([pl.col(DUPLICATE_OF)] if DUPLICATE_OF in rows.columns else []),
     )
 
 

@@ -1,6 +1,8 @@
 -- Control totals per source, from the files to curated.trips, rows and fares at each step.
 -- Every difference must have a counted cause:
 --   read = staged + quarantined                        (per file, from the manifest)
+--   quarantined (manifest) = rows in quarantine        (per file: its rows of the run that
+--                                                       loaded its current version)
 --   staged (manifest) = rows in staging               (no orphan or missing rows)
 --   staged = curated + excluded (by cause) + merged    (rows and fares)
 -- Each unexplained_* column is one of these differences and must be 0, or the publish fails.
@@ -12,6 +14,13 @@ WITH files AS (
            sum(control_total) AS trailer_rows
     FROM quality.manifest
     GROUP BY source
+),
+quarantined AS (
+    SELECT m.source, sum(abs(m.rows_quarantined - coalesce(q.rows, 0))) AS unexplained
+    FROM quality.manifest AS m
+    LEFT JOIN (SELECT run_id, file, count(*) AS rows FROM quality.quarantine GROUP BY ALL) AS q
+        ON q.run_id = m.run_id AND q.file = m.path
+    GROUP BY m.source
 ),
 staged AS (
     SELECT source, count(*) AS rows, coalesce(sum(fare_usd), 0) AS fare_usd
@@ -59,12 +68,14 @@ SELECT
     coalesce(f.rows_read, 0) - coalesce(f.rows_staged, 0) - coalesce(f.rows_quarantined, 0)
         AS unexplained_read,
     coalesce(f.rows_staged, 0) - s.rows AS unexplained_staging,
+    coalesce(q.unexplained, 0) AS unexplained_quarantine,
     s.rows - coalesce(e.rows, 0) - coalesce(m.rows, 0) - coalesce(k.rows, 0)
         AS unexplained_rows,
     round(s.fare_usd - coalesce(e.fare_usd, 0) - coalesce(m.fare_usd, 0)
           - coalesce(k.fare_usd, 0), 2) AS unexplained_fare_usd
 FROM staged AS s
 LEFT JOIN files AS f USING (source)
+LEFT JOIN quarantined AS q USING (source)
 LEFT JOIN excluded AS e USING (source)
 LEFT JOIN excluded_by_cause AS c USING (source)
 LEFT JOIN merged AS m USING (source)

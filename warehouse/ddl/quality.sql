@@ -56,8 +56,11 @@ CREATE TABLE IF NOT EXISTS quality.quarantine (
     file    VARCHAR NOT NULL,
     line    BIGINT,
     reasons VARCHAR[] NOT NULL,
-    raw     JSON
+    raw     JSON,
+    duplicate_of VARCHAR  -- of a duplicate_key row: the other file that holds its key
 );
+-- Warehouses created before keys were unique across a source's files.
+ALTER TABLE quality.quarantine ADD COLUMN IF NOT EXISTS duplicate_of VARCHAR;
 
 CREATE TABLE IF NOT EXISTS quality.checks (
     run_id         VARCHAR NOT NULL,
@@ -110,5 +113,8 @@ CREATE TABLE IF NOT EXISTS quality.control_totals (
     unexplained_read     BIGINT,
     unexplained_staging  BIGINT,
     unexplained_rows     BIGINT,
-    unexplained_fare_usd DOUBLE
+    unexplained_fare_usd DOUBLE,
+    unexplained_quarantine BIGINT
 );
+-- Warehouses created before the quarantine was reconciled row by row.
+ALTER TABLE quality.control_totals ADD COLUMN IF NOT EXISTS unexplained_quarantine BIGINT;

@@ -1,0 +1,30 @@
+-- The rows of a batch (`_batch_keys`: `_pos`, `_file`, the key fields) whose record key another
+-- file of the source already holds: the same records re-sent under a second file name (a zip or
+-- CSV sent twice). The file that came first keeps them; the later file's rows are quarantined
+-- as duplicate_key, naming the other file (`duplicate_of`). Another file is:
+--   a current file in staging: of this run, or of an earlier one unless this run loads it
+--     again (`_reloaded`: a replaced version replaces, it does not duplicate) or this is a
+--     full refresh;
+--   the batch written just before this one (`_in_flight`: it may not be committed yet);
+--   an earlier row of this batch in another file.
+-- A key is unique within its scope: the first group of `$scope` on the file's path (a DFHV
+-- OBJECTID is unique within its release year only; '()' scopes the whole source). The scope is
+-- compared only on rows whose key matched, so the regex runs on few rows.
+-- Placeholders in braces are filled by etl.pipeline with checked identifiers.
+WITH others AS (
+    SELECT _file, -1 AS _pos, {keys} FROM staging.{source}
+    WHERE _run_id = $run_id
+       OR (NOT $full_refresh AND _file NOT IN (SELECT path FROM _reloaded))
+    UNION ALL
+    SELECT _file, -1 AS _pos, {keys} FROM _in_flight
+    UNION ALL
+    SELECT _file, _pos, {keys} FROM _batch_keys
+)
+SELECT b._pos, min(o._file) AS duplicate_of
+FROM _batch_keys AS b
+JOIN others AS o
+    ON {key_match}
+   AND o._pos < b._pos
+   AND o._file <> b._file
+   AND regexp_extract(o._file, $scope, 1) = regexp_extract(b._file, $scope, 1)
+GROUP BY b._pos
