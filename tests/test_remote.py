@@ -12,6 +12,8 @@ import pytest
 from conftest import DEFAULT_CONFIG, Warehouse
 from dfhv import member_text, trip, write_zip
 
+from etl.sources.remote import landing_path
+
 REQUESTS: Counter = Counter()
 
 
@@ -63,9 +65,10 @@ def test_remote_zip_is_landed_loaded_and_not_downloaded_again(tmp_path, server):
 
     first = wh.run()
     assert first.exit_code == 0
-    assert [f.path for f in first.files] == ["_landing/dc_taxi/taxi_2016.zip!taxi_2016_01.txt"]
+    landed = landing_path(f"{base}/taxi_2016.zip", "dc_taxi", wh.data)
+    relative = landed.relative_to(wh.data).as_posix()
+    assert [f.path for f in first.files] == [f"{relative}!taxi_2016_01.txt"]
     assert wh.scalar("SELECT count(*) FROM staging.dc_taxi") == 2
-    landed = wh.data / "_landing" / "dc_taxi" / "taxi_2016.zip"
     assert landed.read_bytes() == (served / "taxi_2016.zip").read_bytes()
 
     second = wh.run()  # the server answers 304: nothing is downloaded or loaded
@@ -90,4 +93,7 @@ def test_unreachable_or_truncated_download_fails_that_file_only(tmp_path, server
     assert failed[f"{base}/cut/taxi_2017.zip"].startswith("download failed")
     assert wh.scalar("SELECT count(*) FROM staging.dc_taxi") == 1
     landing = wh.data / "_landing" / "dc_taxi"
-    assert sorted(p.name for p in landing.iterdir()) == ["taxi_2016.zip", "taxi_2016.zip.meta.json"]
+    assert sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*.*")) == [
+        landing_path(urls[0], "dc_taxi", landing).parent.name + "/" + name
+        for name in ("taxi_2016.zip", "taxi_2016.zip.meta.json")
+    ]
