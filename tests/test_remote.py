@@ -270,3 +270,13 @@ def test_url_naming_no_file_fails_alone(tmp_path, server, tail):
     assert failed(result) == {urls[1]: "the URL names no file"}
     assert result.exit_code == 2
     assert wh.scalar("SELECT count(*) FROM staging.dc_taxi") == 1
+
+
+def test_url_that_is_not_one_fails_alone(tmp_path, server):
+    served, base = server
+    write_zip(served / "taxi_2016.zip", {"taxi_2016_01.txt": member_text([trip(1)])})
+    urls = [f"{base}/taxi_2016.zip", "http://[::1/taxi_2017.zip"]
+    wh = Warehouse(tmp_path / "w", remote_config(tmp_path, urls))
+    result = wh.run()
+    assert failed(result) == {urls[1]: "not a valid URL (Invalid IPv6 URL)"}
+    assert result.exit_code == 2

@@ -41,7 +41,10 @@ def is_remote(pattern: str) -> bool:
 
 def landing_path(url: str, source: str, data_root: Path) -> Path:
     """Where `url` lands: the file's own name in a folder of its own URL. Raises SourceError."""
-    name = Path(unquote(urlparse(url).path)).name
+    try:
+        name = Path(unquote(urlparse(url).path)).name
+    except ValueError as exc:  # `http://[::1/x.zip`
+        raise SourceError(f"{url}: not a valid URL ({exc})") from None
     if name in ("", ".", "..") or "\x00" in name:
         raise SourceError(f"{url}: the URL names no file")
     folder = hashlib.sha256(url.encode()).hexdigest()[:12]
@@ -72,7 +75,7 @@ def land(
         fresh = _fetch(client, url, headers, target, deadline, limits)
         if fresh is not None:
             _write_json(meta_path, fresh)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
         raise SourceError(f"{url}: download failed: {exc}") from None
     except OSError as exc:
         raise SourceError(f"{url}: cannot land: {exc.strerror or exc}") from None
