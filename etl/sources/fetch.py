@@ -35,6 +35,7 @@ _LOCAL_SIGNATURE = b"PK\x03\x04"
 _BLOCK = 8 << 20  # bytes read from disk (or inflated) at a time
 _RATIO_FLOOR = 1 << 20  # a member this small cannot hurt, whatever its ratio
 CHANGED = "changed while being read: read again on the next run"
+CORRUPT_MEMBER = "corrupt zip member: size or CRC-32 does not match the zip directory"
 
 
 @dataclass(frozen=True)
@@ -269,10 +270,8 @@ def _inflate(handle: BinaryIO, info: zipfile.ZipInfo, whole: bool) -> Iterator[b
         block = inflate.decompress(compressed, out_size)
         compressed = inflate.unconsumed_tail
         crc, inflated = isal_zlib.crc32(block, crc), inflated + len(block)
-        if inflated > info.file_size:
-            raise SourceError(
-                f"zip member inflates past the {info.file_size:,} bytes its zip declares"
-            )
+        if inflated > info.file_size:  # a member lying about its size is stopped there
+            raise SourceError(CORRUPT_MEMBER)
         if block:
             yield block
         del block
@@ -281,4 +280,4 @@ def _inflate(handle: BinaryIO, info: zipfile.ZipInfo, whole: bool) -> Iterator[b
 
 def _check_member(info: zipfile.ZipInfo, size: int, crc: int, complete: bool) -> None:
     if not complete or size != info.file_size or crc != info.CRC:
-        raise SourceError("corrupt zip member: size or CRC-32 does not match the zip directory")
+        raise SourceError(CORRUPT_MEMBER)
