@@ -35,7 +35,7 @@ import polars as pl
 import shapely
 
 from etl.config.load import ConfigError, load_config
-from etl.config.models import Config, Source
+from etl.config.models import Config, Limits, Source
 from etl.crashpoints import crash_point
 from etl.paths import WAREHOUSE_DIR, project_models
 from etl.publish import models, warehouse
@@ -331,7 +331,7 @@ class _Run:
         known = {path: Known(*rest) for path, *rest in manifest}
         todo, touched = [], []
         for name, source in self.config.sources.items():
-            for found in discover(name, source, self.data_root, known):
+            for found in discover(name, source, self.data_root, known, self.config.limits):
                 if isinstance(found, Broken):
                     self._fail(FileOutcome(name, found.path, "failed", found.reason))
                     continue
@@ -362,7 +362,7 @@ class _Run:
         """Read, stage and write every file to load, a batch of pieces at a time."""
         pending: list[tuple[FileRead, FileOutcome]] = []
         reader: FileReader | None = None
-        for ref, source, piece in _prefetch(todo):
+        for ref, source, piece in _prefetch(todo, self.config.limits):
             if reader is None or reader.ref is not ref:
                 reader = FileReader(ref, source)
                 outcome = FileOutcome(
@@ -394,7 +394,7 @@ class _Run:
         read = None
         try:
             if isinstance(piece, SourceError):
-                raise piece
+                raise reader.locate(piece)
             if piece.last:
                 outcome.sha256 = piece.sha256
             if reader.source.entity == "boundary":
@@ -744,7 +744,7 @@ def _same_batch(pending: list[tuple[FileRead, FileOutcome]], read: FileRead) -> 
 
 
 def _prefetch(
-    todo: list[tuple[FileRef, Source]],
+    todo: list[tuple[FileRef, Source]], limits: Limits
 ) -> Iterator[tuple[FileRef, Source, Piece | SourceError]]:
     """Every file's pieces in order, each file's last one carrying its sha256, or why it could
     not be read (which may come after some of its pieces).
@@ -757,7 +757,8 @@ def _prefetch(
     def pieces() -> Iterator[tuple[FileRef, Source, Piece | SourceError]]:
         for ref, source in todo:
             try:
-                for piece in read_pieces(ref, PIECE_BYTES):
+                lines = source.format != "geojson"  # a GeoJSON file is one JSON text
+                for piece in read_pieces(ref, PIECE_BYTES, limits, lines):
                     yield ref, source, piece
                     del piece  # the caller's now, and large
             except SourceError as exc:

@@ -9,25 +9,24 @@ import zipfile
 import pytest
 
 from etl.sources.fetch import read_pieces
-from etl.sources.files import FileRef
+from etl.sources.files import FileRef, member_fingerprint
 
 LINES = b"".join(b"%d|" % k + b"x" * (k % 37) + b"\n" for k in range(2_000))
 
 
 def ref_for(tmp_path, kind: str, content: bytes) -> FileRef:
-    if kind == "plain":
-        path = tmp_path / "f.txt"
-        path.write_bytes(content)
-        return FileRef("s", "f.txt", path, None, len(content), "x")
-    if kind == "gzip":
-        path = tmp_path / "f.txt.gz"
-        path.write_bytes(gzip.compress(content))
-        return FileRef("s", "f.txt.gz", path, None, path.stat().st_size, "x")
+    """The file as discovery finds it, with the fingerprint the reader verifies."""
+    if kind in ("plain", "gzip"):
+        path = tmp_path / ("f.txt" if kind == "plain" else "f.txt.gz")
+        path.write_bytes(content if kind == "plain" else gzip.compress(content))
+        fingerprint = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        return FileRef("s", path.name, path, None, path.stat().st_size, fingerprint)
     path = tmp_path / "f.zip"
     method = zipfile.ZIP_STORED if kind == "stored" else zipfile.ZIP_DEFLATED
     with zipfile.ZipFile(path, "w", method) as archive:
         archive.writestr("m.txt", content)
-    return FileRef("s", "f.zip!m.txt", path, "m.txt", len(content), "x")
+    info = zipfile.ZipFile(path).getinfo("m.txt")
+    return FileRef("s", "f.zip!m.txt", path, "m.txt", len(content), member_fingerprint(info))
 
 
 @pytest.mark.parametrize("kind", ["plain", "gzip", "stored", "deflated"])

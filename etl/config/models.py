@@ -210,12 +210,28 @@ class Integrate(Strict):
     matches: tuple[Match, ...] = ()
 
 
+class Limits(Strict):
+    """What one input file may cost. A file past a limit fails alone, with the limit named;
+    the defaults are far above any real DFHV or company file and keep a hostile one under
+    about 1 GB of memory."""
+
+    max_line_bytes: int = Field(1 << 20, gt=0, description="longest line of a text file")
+    max_inflated_bytes: int = Field(
+        8 << 30, gt=0, description="largest zip member or gzip file, uncompressed"
+    )
+    max_inflation_ratio: float = Field(
+        100.0, gt=1, description="uncompressed / compressed size, over 1 MiB uncompressed"
+    )
+    download_deadline_s: float = Field(600.0, gt=0, description="longest one download may take")
+
+
 class Config(Strict):
     """The whole `sources.yaml`."""
 
     version: Literal[1] = 1
     sources: dict[str, Source]
     integrate: Integrate = Integrate()
+    limits: Limits = Limits()
 
     @model_validator(mode="after")
     def _matches_name_sources(self) -> Config:

@@ -15,8 +15,10 @@ def read_boundary(ref: FileRef, run_id: str) -> tuple[shapely.Geometry, pl.DataF
     """The polygon and the staging row that stores it. Raises SourceError for a bad file."""
     try:
         polygon = load_boundary(ref.container)
-    except ValueError as exc:
+    except (ValueError, shapely.errors.GEOSException) as exc:
         raise SourceError(str(exc).removeprefix(f"{ref.container}: ")) from None
+    except RecursionError:  # `[[[[...]]]]` thousands deep, in the parser or in shapely
+        raise SourceError("GeoJSON nested too deeply to read") from None
     row = pl.DataFrame(
         {
             "_run_id": [run_id],

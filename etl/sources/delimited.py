@@ -15,6 +15,8 @@ import polars as pl
 from etl.sources.files import SourceError
 
 LINE = "_line"  # lineage: the line of the file a row came from; the header is line 1
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+_DUPLICATED = re.compile(r"(.*)_duplicated_\d+")  # polars' name for a repeated header name
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ def parse_delimited(
         raise SourceError("empty file") from None
 
     header = tuple(frame.columns)
+    repeated = [m[1] for c in header if (m := _DUPLICATED.fullmatch(c)) and m[1] in header]
+    if repeated:
+        raise SourceError(f"the header names column {repeated[0]!r} more than once")
     if len(header) == 1 and delimiter not in header[0] and _other_delimiter(header[0], delimiter):
         raise SourceError(f"header is not delimited by {delimiter!r}: {header[0][:60]!r}")
     if quoted:
@@ -82,6 +87,18 @@ def parse_delimited(
     if blank_lines:
         frame = frame.filter(~blank)
     return RawBatch(frame, header, blank_lines, control_total, trailer_found)
+
+
+def reject_utf16(data: bytes, encoding: str) -> None:
+    """A text file's start in UTF-16 (a byte order mark, or a NUL byte beside every
+    character) fails its file with that said: the encodings a source may declare hold no
+    NUL bytes, and parsed anyway it would only show as missing columns."""
+    head = data[:4096]
+    if head.startswith(_UTF16_BOMS) or (
+        b"\x00" in head and max(head[0::2].count(0), head[1::2].count(0)) * 4 >= len(head)
+    ):
+        expected = "UTF-8" if encoding == "utf-8" else encoding
+        raise SourceError(f"UTF-16 encoded, expected {expected}")
 
 
 def _split_trailer(data: bytes, pattern: str) -> tuple[bytes, int | None, bool]:

@@ -7,6 +7,12 @@ disk first costs more than parsing it, so members are inflated in memory. isal's
 about 1.6x faster than the standard library's; the CRC-32 the zip records is checked, so a
 truncated or corrupted member is an error, not a short file. That check, like a truncated gzip
 stream, can only fail at the end of the file, after its earlier pieces were handed out.
+
+Nothing read is trusted beyond what the run planned (`Limits`): a line longer than the limit
+fails its file as soon as it is seen, before it is gathered whole; a member never inflates
+past the size its zip declares, nor past the limits on size and ratio; and the bytes read must
+be the bytes fingerprinted when the run planned the file, or the file changed while it was read
+and fails, to be read again whole by the next run.
 """
 
 from __future__ import annotations
@@ -21,11 +27,15 @@ from typing import BinaryIO
 
 from isal import igzip, isal_zlib
 
-from etl.sources.files import FileRef, SourceError
+from etl.config.models import Limits
+from etl.sources.files import FileRef, SourceError, member_fingerprint
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # the zip local file header, 30 bytes
 _LOCAL_SIGNATURE = b"PK\x03\x04"
-_BLOCK = 8 << 20  # bytes read from disk at a time
+_BLOCK = 8 << 20  # bytes read from disk (or inflated) at a time
+_RATIO_FLOOR = 1 << 20  # a member this small cannot hurt, whatever its ratio
+CHANGED = "changed while being read: read again on the next run"
+CORRUPT_MEMBER = "corrupt zip member: size or CRC-32 does not match the zip directory"
 
 
 @dataclass(frozen=True)
@@ -40,14 +50,39 @@ class Piece:
         return self.sha256 is not None
 
 
-def read_pieces(ref: FileRef, size: int) -> Iterator[Piece]:
+class LineTooLong(SourceError):
+    """A line longer than `Limits.max_line_bytes`. Pieces do not carry line numbers (counting
+    line ends would cost a scan of every byte), so the reader that has the pieces before this
+    one says which line it is: `lines_before` lines of the failing piece precede it."""
+
+    def __init__(self, limit: int, lines_before: int) -> None:
+        super().__init__(f"a line is longer than {limit:,} bytes (limits.max_line_bytes)")
+        self.limit, self.lines_before = limit, lines_before
+
+    def at(self, first_line: int) -> SourceError:
+        """The error with the file's line number, the piece starting at line `first_line`."""
+        line = first_line + self.lines_before
+        return SourceError(
+            f"line {line} is longer than {self.limit:,} bytes (limits.max_line_bytes)"
+        )
+
+
+def read_pieces(
+    ref: FileRef, size: int, limits: Limits | None = None, lines: bool = True
+) -> Iterator[Piece]:
     """The file's content, uncompressed, in pieces of whole lines of about `size` bytes (more
-    when a single line is longer). Raises SourceError with a one-line reason, possibly after
-    some pieces were yielded."""
+    when a single line is longer). `lines`: the file is text read by lines, which the line
+    length limit applies to. Raises SourceError with a one-line reason, possibly after some
+    pieces were yielded; the last piece is yielded only once the content is verified."""
+    limits = limits or Limits()
+    max_line = limits.max_line_bytes if lines else None
     digest = hashlib.sha256()
+    plain = ref.member is None and ref.container.suffix != ".gz"
     try:
-        for data, last in _whole_lines(_blocks(ref, size), size):
-            digest.update(data)
+        blocks = _hashed(_blocks(ref, size, limits), digest)
+        for data, last in _whole_lines(blocks, size, max_line):
+            if last and plain and f"sha256:{digest.hexdigest()}" != ref.fingerprint:
+                raise SourceError(CHANGED)
             yield Piece(data, digest.hexdigest() if last else None)
             del data  # the caller's now: hold no reference while the next piece inflates
     except SourceError:
@@ -58,18 +93,35 @@ def read_pieces(ref: FileRef, size: int) -> Iterator[Piece]:
         raise SourceError(f"cannot read: {exc.strerror or exc}") from None
 
 
-def _whole_lines(blocks: Iterator[bytes], size: int) -> Iterator[tuple[bytes, bool]]:
+def _hashed(blocks: Iterator[bytes], digest: hashlib._Hash) -> Iterator[bytes]:
+    for block in blocks:
+        digest.update(block)
+        yield block
+        del block
+
+
+def _whole_lines(
+    blocks: Iterator[bytes], size: int, max_line: int | None
+) -> Iterator[tuple[bytes, bool]]:
     """The blocks regrouped into pieces that end at a line end, each flagged when it is last.
 
     A piece is cut at the first line end after `size` bytes, and only once more bytes follow
     the cut, so that the last piece is never empty unless the file is. A file that comes in
-    one block and needs no cut is passed on as it is, without a copy.
+    one block and needs no cut is passed on as it is, without a copy. With `max_line`, a line
+    longer fails as soon as its bytes without a line end pass the limit, and every piece is
+    checked whole before it is handed out.
     """
     parts: list[bytes] = []
     held = 0
+    line_start = 0  # where in the held bytes the line not yet ended starts
     for block in blocks:
         parts.append(block)
         held += len(block)
+        end = block.rfind(b"\n")
+        if end >= 0:
+            line_start = held - len(block) + end + 1
+        if max_line is not None and held - line_start > max_line:
+            raise LineTooLong(max_line, sum(p.count(b"\n") for p in parts))
         del block
         while held > size:
             last = parts[-1]
@@ -79,36 +131,114 @@ def _whole_lines(blocks: Iterator[bytes], size: int) -> Iterator[tuple[bytes, bo
             piece = b"".join([*parts[:-1], memoryview(last)[:cut]])
             parts = [last[cut:]]
             held = len(parts[0])
+            line_start -= len(piece)
             del last
+            _check_lines(piece, max_line)
             yield piece, False
             del piece
     piece = parts[0] if len(parts) == 1 else b"".join(parts)
     parts.clear()
+    _check_lines(piece, max_line)
     yield piece, True
 
 
-def _blocks(ref: FileRef, size: int) -> Iterator[bytes]:
+def _check_lines(data: bytes, max_line: int | None) -> None:
+    """Raise LineTooLong if a line of `data` is longer than `max_line` bytes.
+
+    From the start of a line, the last line end within `max_line` bytes is found by a
+    backward search that stops a line's length short of the window's end: a 64 MB piece of
+    300-byte lines takes 64 searches of 300 bytes each, not a scan of every byte.
+    """
+    if max_line is None:
+        return
+    start = 0
+    while len(data) - start > max_line:
+        end = data.rfind(b"\n", start, start + max_line + 1)
+        if end < 0:
+            raise LineTooLong(max_line, data.count(b"\n", 0, start))
+        start = end + 1
+
+
+def _blocks(ref: FileRef, size: int, limits: Limits) -> Iterator[bytes]:
     """The file's bytes, uncompressed, in blocks: a file of at most `size` bytes in one."""
     if ref.member is not None:
-        yield from _member_blocks(ref, size)
+        yield from _member_blocks(ref, size, limits)
     elif ref.container.suffix == ".gz":
-        with igzip.open(ref.container, "rb") as handle:
-            while block := handle.read(_BLOCK):
-                yield block
-    elif ref.container.stat().st_size <= size:
-        yield ref.container.read_bytes()
+        yield from _gzip_blocks(ref, limits)
     else:
         with ref.container.open("rb") as handle:
+            if ref.size_bytes <= size:
+                # One block. A file that grew since it was planned fails its hash below.
+                yield handle.read(ref.size_bytes + 1)
+                return
             while block := handle.read(_BLOCK):
                 yield block
 
 
-def _member_blocks(ref: FileRef, size: int) -> Iterator[bytes]:
+def _gzip_blocks(ref: FileRef, limits: Limits) -> Iterator[bytes]:
+    """A gzip file inflated, within the limits; its own bytes, as read, must be those the
+    fingerprint was taken of."""
+    with ref.container.open("rb") as handle:
+        raw = _HashingReader(handle)
+        with igzip.IGzipFile(fileobj=raw, mode="rb") as gzip:
+            inflated = 0
+            while block := gzip.read(_BLOCK):
+                inflated += len(block)
+                _check_inflation(inflated, ref.size_bytes, limits)
+                yield block
+        while raw.read(_BLOCK):  # what follows the gzip stream is part of the file too
+            pass
+    if f"sha256:{raw.digest.hexdigest()}" != ref.fingerprint:
+        raise SourceError(CHANGED)
+
+
+class _HashingReader:
+    """A binary file that hashes the bytes read through it."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:
+        count = self.handle.readinto(buffer)
+        self.digest.update(memoryview(buffer)[:count])
+        return count
+
+
+def _check_inflation(inflated: int, compressed: int, limits: Limits) -> None:
+    if inflated > limits.max_inflated_bytes:
+        raise SourceError(
+            f"inflates past {limits.max_inflated_bytes:,} bytes (limits.max_inflated_bytes)"
+        )
+    if inflated > _RATIO_FLOOR and inflated > limits.max_inflation_ratio * max(compressed, 1):
+        raise SourceError(
+            f"inflates more than {limits.max_inflation_ratio:g} times its compressed size "
+            "(limits.max_inflation_ratio)"
+        )
+
+
+def _member_blocks(ref: FileRef, size: int, limits: Limits) -> Iterator[bytes]:
     with zipfile.ZipFile(ref.container) as archive:
         info = archive.getinfo(ref.member)
-        if info.compress_type != zipfile.ZIP_DEFLATED or info.flag_bits & 0x1:
-            # Stored, other methods or encryption: the standard library knows them all.
-            with archive.open(info) as member:
+        if member_fingerprint(info) != ref.fingerprint:
+            raise SourceError(CHANGED)
+        if info.flag_bits & 0x1:
+            raise SourceError("encrypted zip member: cannot be read without its password")
+        # The declared sizes are checked first; the inflating below never passes them.
+        _check_inflation(info.file_size, info.compress_size, limits)
+        if info.compress_type != zipfile.ZIP_DEFLATED:
+            # Stored and other methods: the standard library knows them, and stops at the
+            # declared size.
+            try:
+                member = archive.open(info)
+            except NotImplementedError as exc:
+                raise SourceError(f"zip member: {exc}") from None
+            with member:
                 while block := member.read(_BLOCK):
                     yield block
             return
@@ -119,37 +249,35 @@ def _member_blocks(ref: FileRef, size: int) -> Iterator[bytes]:
             raise SourceError("corrupt zip: bad local header")
         name_length, extra_length = _LOCAL_HEADER.unpack(header)[-2:]
         handle.seek(name_length + extra_length, 1)
-        if info.file_size <= size:
-            yield _inflate_whole(handle, info)
-        else:
-            yield from _inflate_blocks(handle, info)
+        yield from _inflate(handle, info, whole=info.file_size <= size)
 
 
-def _inflate_whole(handle: BinaryIO, info: zipfile.ZipInfo) -> bytes:
-    """A member in one go, into a buffer of its size: no copy, no regrowing."""
-    compressed = handle.read(info.compress_size)
-    if len(compressed) < info.compress_size:
-        raise SourceError("truncated zip member")
-    data = isal_zlib.decompress(compressed, wbits=-15, bufsize=info.file_size or 1)
-    _check_member(info, len(data), isal_zlib.crc32(data), complete=True)
-    return data
-
-
-def _inflate_blocks(handle: BinaryIO, info: zipfile.ZipInfo) -> Iterator[bytes]:
+def _inflate(handle: BinaryIO, info: zipfile.ZipInfo, whole: bool) -> Iterator[bytes]:
+    """A deflated member, never more than the size the zip declares for it: in one block of
+    exactly its size when `whole` (no copy, no regrowing), else in blocks."""
     inflate = isal_zlib.decompressobj(wbits=-15)
-    crc, inflated, remaining = 0, 0, info.compress_size
-    while remaining:
-        compressed = handle.read(min(_BLOCK, remaining))
+    out_size = info.file_size + 1 if whole else _BLOCK  # one byte more shows a lying size
+    read_size = info.compress_size if whole else _BLOCK
+    crc, inflated, remaining, compressed = 0, 0, info.compress_size, b""
+    while not inflate.eof:
         if not compressed:
-            raise SourceError("truncated zip member")
-        remaining -= len(compressed)
-        block = inflate.decompress(compressed)
+            if not remaining:
+                break
+            compressed = handle.read(min(read_size, remaining))
+            if not compressed:
+                raise SourceError("truncated zip member")
+            remaining -= len(compressed)
+        block = inflate.decompress(compressed, out_size)
+        compressed = inflate.unconsumed_tail
         crc, inflated = isal_zlib.crc32(block, crc), inflated + len(block)
-        yield block
+        if inflated > info.file_size:  # a member lying about its size is stopped there
+            raise SourceError(CORRUPT_MEMBER)
+        if block:
+            yield block
         del block
     _check_member(info, inflated, crc, complete=inflate.eof)
 
 
 def _check_member(info: zipfile.ZipInfo, size: int, crc: int, complete: bool) -> None:
     if not complete or size != info.file_size or crc != info.CRC:
-        raise SourceError("corrupt zip member: size or CRC-32 does not match the zip directory")
+        raise SourceError(CORRUPT_MEMBER)

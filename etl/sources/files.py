@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import zipfile
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-from etl.config.models import Source
+from etl.config.models import Limits, Source
 
 
 class SourceError(Exception):
@@ -61,14 +62,18 @@ class Broken:
 
 
 def discover(
-    name: str, source: Source, data_root: Path, known: Mapping[str, Known] | None = None
+    name: str,
+    source: Source,
+    data_root: Path,
+    known: Mapping[str, Known] | None = None,
+    limits: Limits | None = None,
 ) -> list[FileRef | Broken]:
     """Every file of a source under the data root, in a stable order.
 
     Remote files (http or https URLs) are landed under the data root first; a URL that cannot
-    be fetched is a Broken entry, so the other files still load. `known` holds the files already
-    loaded, by path: a plain file whose size and mtime did not move keeps its fingerprint
-    without being read again.
+    be fetched is a Broken entry, so the other files still load, and so is a file or zip that
+    cannot be listed or read. `known` holds the files already loaded, by path: a plain file
+    whose size and mtime did not move keeps its fingerprint without being read again.
     """
     from etl.sources.remote import is_remote, land  # httpx: only for sources that need it
 
@@ -76,18 +81,28 @@ def discover(
     containers = _expand([p for p in source.files if not is_remote(p)], data_root)
     for url in (p for p in source.files if is_remote(p)):
         try:
-            containers.append(land(url, name, data_root))
+            containers.append(land(url, name, data_root, limits=limits))
         except SourceError as exc:
             found.append(Broken(name, url, data_root, str(exc).removeprefix(f"{url}: ")))
     for container in containers:
         relative = container.relative_to(data_root).as_posix()
-        if zipfile.is_zipfile(container):
-            found.extend(_zip_members(name, source, container, relative))
-        elif container.suffix.lower() == ".zip":
-            found.append(Broken(name, relative, container, "not a valid zip archive"))
-        else:
-            found.append(_plain_file(name, container, relative, (known or {}).get(relative)))
+        try:
+            found.extend(_container_files(name, source, container, relative, known or {}))
+        except OSError as exc:  # unreadable (permissions), or gone since it was listed
+            found.append(Broken(name, relative, container, f"cannot read: {exc.strerror or exc}"))
     return found
+
+
+def _container_files(
+    name: str, source: Source, container: Path, relative: str, known: Mapping[str, Known]
+) -> list[FileRef | Broken]:
+    with container.open("rb"):  # an unreadable file says so, not "not a valid zip archive"
+        pass
+    if zipfile.is_zipfile(container):
+        return _zip_members(name, source, container, relative)
+    if container.suffix.lower() == ".zip":
+        return [Broken(name, relative, container, "not a valid zip archive")]
+    return [_plain_file(name, container, relative, known.get(relative))]
 
 
 def _expand(patterns: list[str], data_root: Path) -> list[Path]:
@@ -100,23 +115,39 @@ def _expand(patterns: list[str], data_root: Path) -> list[Path]:
 def _zip_members(
     name: str, source: Source, container: Path, relative: str
 ) -> list[FileRef | Broken]:
+    """The zip's members that the source reads. Two members of one name are one path that
+    names two contents: neither is read (which one was meant cannot be known), the others are."""
     try:
         with zipfile.ZipFile(container) as archive:
             infos = [i for i in archive.infolist() if not i.is_dir()]
     except (zipfile.BadZipFile, OSError) as exc:
         return [Broken(name, relative, container, f"not a valid zip archive: {exc}")]
-    return [
+    infos = [i for i in infos if any(fnmatch(i.filename, p) for p in source.members)]
+    names = Counter(info.filename for info in infos)
+    ambiguous = "the zip holds {} members named {!r}: which one to read is ambiguous"
+    found: list[FileRef | Broken] = [
+        Broken(name, f"{relative}!{member}", container, ambiguous.format(count, member))
+        for member, count in names.items()
+        if count > 1
+    ]
+    found += [
         FileRef(
             source=name,
             path=f"{relative}!{info.filename}",
             container=container,
             member=info.filename,
             size_bytes=info.file_size,
-            fingerprint=f"crc32:{info.CRC:08x}:{info.file_size}",
+            fingerprint=member_fingerprint(info),
         )
         for info in infos
-        if any(fnmatch(info.filename, pattern) for pattern in source.members)
+        if names[info.filename] == 1
     ]
+    return found
+
+
+def member_fingerprint(info: zipfile.ZipInfo) -> str:
+    """A zip member's fingerprint: what the zip's central directory records of its content."""
+    return f"crc32:{info.CRC:08x}:{info.file_size}"
 
 
 def _plain_file(name: str, container: Path, relative: str, known: Known | None) -> FileRef:

@@ -26,7 +26,8 @@ import shapely
 
 from etl.config.models import Column, Layout, Source
 from etl.integrate.geo import add_in_dc_columns
-from etl.sources.delimited import LINE, RawBatch, parse_delimited
+from etl.sources.delimited import LINE, RawBatch, parse_delimited, reject_utf16
+from etl.sources.fetch import LineTooLong
 from etl.sources.files import FileRef, SourceError
 from etl.sources.jsonl import RAW_JSON, extract_fields, parse_jsonl
 from etl.stage.mapping import DUPLICATE_KEY, FILE, PARSE_ERRORS, require_columns, stage_frame
@@ -100,6 +101,8 @@ class FileReader:
     def read(self, data: bytes, last: bool) -> FileRead:
         """Parse the next piece. Raises SourceError for a piece, or a file, that can't be."""
         source, first = self.source, self.next_line == 1
+        if first:
+            reject_utf16(data, source.encoding)
         if source.format == "delimited":
             if first:
                 self.header = data[: data.find(b"\n") + 1]
@@ -123,6 +126,10 @@ class FileReader:
         if last and source.trailer is not None:
             _reconcile_trailer(raw, self.rows)
         return FileRead(self.ref, self.layout, raw, last)
+
+    def locate(self, error: SourceError) -> SourceError:
+        """A reading error with the file's line number, which only the reader keeps."""
+        return error.at(self.next_line) if isinstance(error, LineTooLong) else error
 
 
 def _reconcile_trailer(raw: RawBatch, rows: int) -> None:
