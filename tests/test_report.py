@@ -277,7 +277,12 @@ onload = () => {
         scrolls: s.scrollWidth > s.clientWidth})),
       beyond: [...doc.querySelectorAll('body *')].filter(e => box(e).right > root.clientWidth + 1)
         .map(e => e.tagName + '.' + (e.className.baseVal ?? e.className)).slice(0, 5),
-      raw_widths: [...doc.querySelectorAll('pre.raw')].map(p => box(p).width)};
+      raw_widths: [...doc.querySelectorAll('pre.raw')].map(p => box(p).width),
+      split_words: [...doc.querySelectorAll('th')].filter(th => {
+        const range = doc.createRange();
+        range.selectNodeContents(th);
+        return !/\\s/.test(th.textContent.trim()) && range.getClientRects().length > 1;
+      }).map(th => th.textContent)};
   });
   const pre = document.createElement('pre');
   pre.id = 'metrics';
@@ -349,6 +354,8 @@ def test_the_report_reads_from_360_to_1920_px(sample, tmp_path, which):
         assert m["raw_widths"] and min(m["raw_widths"]) >= min(width - 60, 600), width
         if width == 420:
             assert m["height"] < 12_000  # was 15,400 px with the records squeezed
+        if width >= 1400:  # a one-word heading on one line: not `sourc e` for `source`
+            assert m["split_words"] == [], width
 
 
 def test_a_passing_error_check_is_not_red():

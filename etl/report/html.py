@@ -37,8 +37,10 @@ table.kv th { background: none; font-weight: normal; color: #5a6570; }
 p.meta, p.note { color: #5a6570; margin: 4px 0 8px; overflow-wrap: anywhere; }
 table { border-collapse: collapse; margin: 8px 0; font-variant-numeric: tabular-nums;
         max-width: 100%; }
+/* break-word, not anywhere: a long path still breaks, but a short word is not counted as
+   breakable when the table sizes its columns, so `source` is never split into `sourc e`. */
 th, td { border: 1px solid #d5dbe1; padding: 3px 8px; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
+         overflow-wrap: break-word; }
 th { background: #f1f4f7; font-weight: 600; }
 td.num { text-align: right; white-space: nowrap; }
 tr.bad td { background: #fde2e2; }
@@ -63,7 +65,8 @@ svg line.axis { stroke: #9aa5b1; stroke-width: 1; }
   table.rows thead { display: none; }
   table.rows tr { display: flex; flex-wrap: wrap; gap: 0 14px; border: 1px solid #d5dbe1;
                   margin: 0 0 6px; padding: 3px 6px; }
-  table.rows td { display: block; border: 0; padding: 1px 0; text-align: left; }
+  table.rows td { display: block; border: 0; padding: 1px 0; text-align: left;
+                  overflow-wrap: anywhere; }
   table.rows td::before { content: attr(data-label) ": "; color: #5a6570; }
   table.rows td:has(pre.raw) { flex-basis: 100%; }
   tr.bad { background: #fde2e2; }
