@@ -5,12 +5,16 @@ code 2. What is left is either the machine's fault (a full disk, a read-only or 
 folder: one line naming it, exit 2) or a bug (exit 3: one line, and the traceback in a log file
 beside the warehouse, `warehouse/logs/`, or in the temp folder when that cannot be written).
 A traceback is never printed: it helps whoever fixes the bug, not whoever runs the command.
+Ctrl-C or a scheduler's SIGTERM ends the command with one line and exit 130 (click would print
+"Aborted!" and exit 1, the code of a failed audit); a run stopped so is recovered by the next
+run as a killed one is.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -20,7 +24,7 @@ from pathlib import Path
 
 from etl.paths import DEFAULT_WAREHOUSE
 
-EXIT_BAD_INPUT, EXIT_INTERNAL = 2, 3
+EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 3, 130
 
 # The errors of the machine a command runs on, not of the code: each is fixed by its operator.
 ENVIRONMENT_ERRNOS = {
@@ -37,16 +41,35 @@ ENVIRONMENT_ERRNOS = {
 ENVIRONMENT_TEXTS = ("No space left on device", "Disk quota exceeded", "Read-only file system")
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM: not a KeyboardInterrupt, which click turns into exit 1."""
+
+
+_signals_received: list[str] = []  # an interrupt may surface as another error on its way out
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    _signals_received.append(signal.Signals(signum).name)
+    raise Interrupted(_signals_received[-1])
+
+
 def run_guarded(app: Callable[..., object], args: list[str]) -> None:
     """Run the typer app on `args`; an unexpected error ends the process in one line."""
     error: Exception | None = None
     outcome = SystemExit(0)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _interrupt)
     try:
         app(args, prog_name="etl")
     except SystemExit as done:
         outcome = done
+    except Interrupted:
+        pass
     except Exception as exc:  # the last place an error can become one line
         error = exc
+    if _signals_received:
+        print(f"error: interrupted ({_signals_received[0]}): stopped", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
     try:  # what the command printed: a full disk under a redirected stdout shows here
         sys.stdout.flush()
     except OSError as exc:
