@@ -2,7 +2,7 @@
 
 Generates two canonical trip tables in DuckDB (``staging.dispatch`` and ``staging.courier``,
 about 1,000,000 rows each by default, about 3 % of each silo being the same physical trip as a
-record of the other), runs :func:`etl.integrate.match.match_trips` on them, and prints the
+record of the other), runs :func:`etl.engine.duckdb.match.match_trips` on them, and prints the
 wall time, the peak resident memory of the process during matching, and the precision and
 recall of the matches against the generator's ground truth.
 
@@ -36,7 +36,7 @@ import time
 
 import duckdb
 
-from etl.integrate.match import MatchTolerance, match_trips
+from etl.engine.duckdb.match import MatchTolerance, match_trips
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -246,7 +246,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default all)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("etl.integrate.match").setLevel(logging.DEBUG)  # per-statement timings
+    logging.getLogger("etl.engine.duckdb.match").setLevel(logging.DEBUG)  # per-statement timings
 
     with tempfile.TemporaryDirectory(prefix="match_bench_") as tmp:
         path = os.path.join(tmp, "bench.duckdb")

@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from etl.paths import PROJECT_ROOT
-from etl.pipeline import RunResult, run
+from etl.run.pipeline import RunResult, run
 
 DEFAULT_CONFIG = PROJECT_ROOT / "sources.yaml"
 

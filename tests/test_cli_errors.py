@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from etl.cli.errors import describe
+from etl.engine.duckdb.warehouse import connect
 from etl.paths import PROJECT_ROOT
-from etl.publish.warehouse import connect
 
 # The child replaces one library function with a fault, then runs the real `etl` entry point.
 INJECT = """

@@ -27,8 +27,8 @@ import pytest
 import yaml
 from dfhv import member_text, trip, write_zip
 
-from etl.crashpoints import STEPS
 from etl.paths import PROJECT_ROOT
+from etl.run.crashpoints import STEPS
 from etl.sample import write_sample
 
 CONFIG = PROJECT_ROOT / "sources.yaml"

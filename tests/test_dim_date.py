@@ -8,7 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from etl.integrate.calendar import DIM_DATE_COLUMNS, build_dim_date
+from etl.reference.calendar import DIM_DATE_COLUMNS, build_dim_date
 
 
 @pytest.fixture(scope="module")

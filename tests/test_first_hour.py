@@ -96,7 +96,7 @@ WHITE_HOUSE, BALTIMORE, DULLES = "38.8977,-77.0365", "39.2904,-76.6122", "38.953
 @pytest.fixture
 def fixed_estimate(monkeypatch):
     """The models' answer, fixed: these tests are about what the command prints around it."""
-    import etl.model.predict
+    import etl.ml.predict
 
     def estimate(models, origin, destination, at, source):
         return {
@@ -105,7 +105,7 @@ def fixed_estimate(monkeypatch):
             "baseline": {"duration_min": 18.0, "fare_usd": 28.0},
         }  # fmt: skip
 
-    monkeypatch.setattr(etl.model.predict, "predict", estimate)
+    monkeypatch.setattr(etl.ml.predict, "predict", estimate)
 
 
 def test_predict_prints_the_time_to_the_minute(fixed_estimate) -> None:

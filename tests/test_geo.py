@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import shapely
 
-from etl.integrate.geo import add_in_dc_columns, load_boundary, points_in_polygon
+from etl.reference.boundary import add_in_dc_columns, load_boundary, points_in_polygon
 
 # A rough outline of the District in (lon, lat), GeoJSON order: the straight NW, NE and SE
 # sides of the original ten-mile square, and the Potomac's Virginia shore on the SW side (the

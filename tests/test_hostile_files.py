@@ -78,9 +78,9 @@ def test_unreadable_file_fails_alone(good, monkeypatch):
 
 def test_line_longer_than_the_limit_fails_its_file_naming_the_line(good, monkeypatch):
     """The line is found while streaming, in a later piece: its number is the file's."""
-    import etl.pipeline
+    import etl.run.pipeline
 
-    monkeypatch.setattr(etl.pipeline, "PIECE_BYTES", 2_000)
+    monkeypatch.setattr(etl.run.pipeline, "PIECE_BYTES", 2_000)
     rows = [trip(k) for k in range(1, 60)]
     rows[40]["ORIGIN_BLOCKNAME"] = "B" * 5_000  # line 42: the header is line 1
     write_zip(good.data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_01.txt": member_text(rows)})
@@ -159,7 +159,7 @@ def test_file_rewritten_after_it_was_planned_fails_and_loads_whole_next_run(wh, 
     """The run hashes a file when it plans the load and reads it after: a writer that rewrites
     it in between (here: cuts it to 14 of its 27 lines) must not get its half loaded under the
     whole file's fingerprint, which no later run would ever reload."""
-    import etl.pipeline
+    import etl.run.pipeline
 
     wh.change_config(lambda config: config["sources"]["dispatch"].pop("suite"))
     folder = wh.data / "company" / "dispatch"
@@ -167,7 +167,7 @@ def test_file_rewritten_after_it_was_planned_fails_and_loads_whole_next_run(wh, 
     path = folder / "dispatch_2016-01-15.jsonl"
     lines = [json.dumps({"job_id": f"J{k}", "status": "cancelled"}) + "\n" for k in range(27)]
     path.write_text("".join(lines))
-    real_discover = etl.pipeline.discover
+    real_discover = etl.run.pipeline.discover
 
     def discover_then_rewrite(name, *args, **kwargs):
         found = real_discover(name, *args, **kwargs)
@@ -175,7 +175,7 @@ def test_file_rewritten_after_it_was_planned_fails_and_loads_whole_next_run(wh, 
             path.write_text("".join(lines[:14]))  # the writer, mid-way through its rewrite
         return found
 
-    monkeypatch.setattr(etl.pipeline, "discover", discover_then_rewrite)
+    monkeypatch.setattr(etl.run.pipeline, "discover", discover_then_rewrite)
     first = wh.run()
     reasons = {f.path: f.reason for f in first.files if f.status == "failed"}
     assert reasons == {
@@ -184,7 +184,7 @@ def test_file_rewritten_after_it_was_planned_fails_and_loads_whole_next_run(wh, 
         )
     }
     assert wh.scalar("SELECT count(*) FROM staging.dispatch") == 0
-    monkeypatch.setattr(etl.pipeline, "discover", real_discover)
+    monkeypatch.setattr(etl.run.pipeline, "discover", real_discover)
     path.write_text("".join(lines))  # the writer has finished
     second = wh.run()
     assert [(f.status, f.rows_read) for f in second.files] == [("loaded", 27)]
@@ -230,7 +230,7 @@ info = zipfile.ZipFile(path).getinfo("taxi_2017_01.txt")
 ref = FileRef("s", "z!m", path, info.filename, info.file_size, member_fingerprint(info))
 limits = []  # "default": read as the code before limits existed could be called
 if ratio != "default":
-    from etl.config.models import Limits
+    from etl.config.spec import Limits
     limits = [Limits(max_inflation_ratio=float(ratio))]
 try:
     for piece in read_pieces(ref, 64 << 20, *limits):

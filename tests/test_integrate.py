@@ -326,7 +326,7 @@ def test_dc_taxi_quarantine_is_exactly_the_planted_defects(loaded):
     ],
 )
 def test_json_lines_are_split_and_numbered_as_the_file_has_them(data, lines, blank):
-    from etl.sources.jsonl import parse_jsonl
+    from etl.readers.jsonl import parse_jsonl
 
     raw = parse_jsonl(data, {})
     assert raw.frame.rows() == lines
@@ -337,10 +337,10 @@ def test_reading_in_small_pieces_changes_nothing(loaded, sample_root, tmp_path, 
     """Every source read in pieces of a few kB (many to a batch, and batches that end in the
     middle of a file) gives the same rows, reasons, counts and curated trips as files read
     whole: pieces bound memory and must change nothing else."""
-    import etl.pipeline
+    import etl.run.pipeline
 
-    monkeypatch.setattr(etl.pipeline, "PIECE_BYTES", 4_000)
-    monkeypatch.setattr(etl.pipeline, "BATCH_ROWS", 500)
+    monkeypatch.setattr(etl.run.pipeline, "PIECE_BYTES", 4_000)
+    monkeypatch.setattr(etl.run.pipeline, "BATCH_ROWS", 500)
     wh = Warehouse(tmp_path)
     wh.data.rmdir()
     shutil.copytree(sample_root, wh.data)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from etl.config.models import Column
-from etl.sources.jsonl import RAW_JSON, extract_fields, parse_jsonl
+from etl.config.spec import Column
+from etl.readers.jsonl import RAW_JSON, extract_fields, parse_jsonl
 from etl.stage.mapping import READ_ERRORS
 
 COLUMNS = {

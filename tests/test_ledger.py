@@ -13,7 +13,7 @@ import pytest
 from conftest import Warehouse
 from dfhv import member_text, trip, write_zip
 
-from etl import pipeline
+from etl.run import pipeline
 from etl.sample import write_sample
 
 SEED, SCALE = 5, 0.02

@@ -200,7 +200,7 @@ def test_models_fingerprint_is_stable_across_processes():
     import subprocess
     import sys
 
-    code = "from etl.publish import models; print(models.fingerprint(models.discover()))"
+    code = "from etl.engine.duckdb import sql_models as m; print(m.fingerprint(m.discover()))"
     prints = {
         subprocess.run(
             [sys.executable, "-c", code],
@@ -223,10 +223,10 @@ def test_values_padded_with_spaces_are_trimmed(wh):
 
 def pieces_of(monkeypatch, piece_bytes, batch_rows):
     """Read files in pieces of about `piece_bytes` and stage batches of `batch_rows` rows."""
-    import etl.pipeline
+    import etl.run.pipeline
 
-    monkeypatch.setattr(etl.pipeline, "PIECE_BYTES", piece_bytes)
-    monkeypatch.setattr(etl.pipeline, "BATCH_ROWS", batch_rows)
+    monkeypatch.setattr(etl.run.pipeline, "PIECE_BYTES", piece_bytes)
+    monkeypatch.setattr(etl.run.pipeline, "BATCH_ROWS", batch_rows)
 
 
 @pytest.mark.parametrize("piece_bytes, batch_rows", [(1_000, 30), (5_000, 10), (1_000, 3)])
@@ -319,7 +319,7 @@ def test_daylight_saving_reject_policies_give_reasons_however_often_times_repeat
     hour): the outcome of every row, reasons included, must not depend on that."""
     import polars as pl
 
-    from etl.config.models import Column
+    from etl.config.spec import Column
     from etl.stage.mapping import PARSE_ERRORS, stage_frame
 
     column = Column.model_validate(
@@ -342,7 +342,7 @@ def test_money_texts_are_cleaned_of_symbols_only_where_a_plain_cast_fails(plain_
     gets it on those texts, and a text that is not money either way keeps its reason."""
     import polars as pl
 
-    from etl.config.models import Column
+    from etl.config.spec import Column
     from etl.stage.mapping import PARSE_ERRORS, stage_frame
 
     column = Column.model_validate({"from": "COST", "type": "money", "unit": "cents"})
@@ -359,7 +359,7 @@ def test_iso_times_with_z_or_an_offset_parse_alike_and_garbage_keeps_its_reason(
     """`%#z` times are parsed as a literal Z first; the others by the declared format."""
     import polars as pl
 
-    from etl.config.models import Column
+    from etl.config.spec import Column
     from etl.stage.mapping import PARSE_ERRORS, stage_frame
 
     column = Column.model_validate(

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import duckdb
 import pytest
 
-from etl.integrate.match import RESULT_COLUMNS, MatchTolerance, _statements, match_trips
+from etl.engine.duckdb.match import RESULT_COLUMNS, MatchTolerance, _statements, match_trips
 
 EARTH_RADIUS_M = 6371008.8  # the radius the SQL uses
 T0 = datetime(2019, 3, 4, 18, 5, 22, tzinfo=UTC)
@@ -272,7 +272,7 @@ def test_round_cap_leaves_unresolved_trips_unmatched_and_warns(
             ("R2", T0 + timedelta(seconds=90), north(WHITE_HOUSE, 50), CAPITOL),
         ],
     )
-    with caplog.at_level("WARNING", logger="etl.integrate.match"):
+    with caplog.at_level("WARNING", logger="etl.engine.duckdb.match"):
         table = match_trips(con, "staging.dispatch", "staging.courier", max_rounds=1)
     assert con.execute(f"SELECT left_id, right_id FROM {table}").fetchall() == [("L1", "R1")]
     assert "still unresolved after 1 rounds" in caplog.text

@@ -17,14 +17,14 @@ from conftest import Warehouse
 from typer.testing import CliRunner
 
 from etl.cli.main import app
-from etl.model.features import (
+from etl.ml.features import (
     CATEGORICAL,
     FEATURES,
     TripRequest,
     request_features,
     training_table,
 )
-from etl.model.train import import_lightgbm, time_split
+from etl.ml.train import import_lightgbm, time_split
 from etl.sample import write_sample
 
 SCALE, SEED = 0.2, 5
@@ -277,7 +277,7 @@ def test_train_without_lightgbm_says_how_to_install(trained, monkeypatch, tmp_pa
 
 
 def test_pickup_time_is_dc_local_unless_an_offset_is_given() -> None:
-    from etl.model.predict import parse_time
+    from etl.ml.predict import parse_time
 
     assert parse_time("2024-01-15T08:00").utcoffset().total_seconds() == -5 * 3600
     assert parse_time("2024-07-15T08:00").utcoffset().total_seconds() == -4 * 3600
@@ -397,8 +397,8 @@ def test_report_shows_the_model_metrics(trained, tmp_path) -> None:
 def test_request_times_read_as_dc_local_time_unless_an_offset_is_given() -> None:
     """The batch and service reading of `pickup_at` agrees with `etl predict --at`, across both
     daylight-saving changes, in the fast forms and the general one alike."""
-    from etl.model.predict import parse_time
-    from etl.model.requests import parse_requests
+    from etl.ml.predict import parse_time
+    from etl.ml.requests import parse_requests
 
     meta = {
         "levels": {"source": ["dispatch"]},

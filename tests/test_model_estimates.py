@@ -16,8 +16,8 @@ import pytest
 if importlib.util.find_spec("lightgbm") is None:
     pytest.skip("the model extra is not installed", allow_module_level=True)
 
-from etl.model.estimate import estimate, load_models
-from etl.model.train import time_split, train
+from etl.ml.estimate import estimate, load_models
+from etl.ml.train import time_split, train
 
 # Log-normal noise spread per source: the silos differ, as real ones do.
 SIGMA = {

@@ -25,9 +25,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from etl.config.load import load_config
-from etl.config.models import Limits, Source
-from etl.pipeline import _row_checkers
-from etl.sources.boundary import read_boundary
+from etl.config.spec import Limits, Source
+from etl.readers.geojson import read_boundary
+from etl.run.pipeline import _row_checkers
 from etl.sources.fetch import read_pieces
 from etl.sources.files import Broken, FileRef, SourceError, discover
 from etl.stage.batch import FileReader, stage_files

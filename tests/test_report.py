@@ -16,7 +16,7 @@ from dfhv import member_text, trip, write_zip
 from typer.testing import CliRunner
 
 from etl.cli.main import app
-from etl.publish.warehouse import connect
+from etl.engine.duckdb.warehouse import connect
 from etl.sample import write_sample
 
 HEADINGS = [

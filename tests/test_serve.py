@@ -21,8 +21,8 @@ if any(importlib.util.find_spec(name) is None for name in ("lightgbm", "fastapi"
 import httpx
 from test_model_estimates import generate, write_warehouse
 
-from etl.model.estimate import estimate, load_models
-from etl.model.train import train
+from etl.ml.estimate import estimate, load_models
+from etl.ml.train import train
 
 TRIPS = [
     {
@@ -166,9 +166,9 @@ def test_new_models_are_picked_up_mid_traffic_without_a_failed_request(server) -
 def test_a_half_replaced_model_set_is_never_loaded(model_sets, tmp_path, monkeypatch) -> None:
     """A model file from one training beside model.json of another (what a reader can meet
     while `etl train` replaces the files) is refused; the service keeps what it serves."""
-    from etl.model import ModelError
-    from etl.model import estimate as estimate_module
-    from etl.model.serve import ModelStore
+    from etl.ml import ModelError
+    from etl.ml import estimate as estimate_module
+    from etl.ml.serve import ModelStore
 
     served = tmp_path / "served"
     shutil.copytree(model_sets[0], served)

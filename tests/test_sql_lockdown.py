@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from etl.cli.main import app
-from etl.publish.warehouse import connect
+from etl.engine.duckdb.warehouse import connect
 
 
 @pytest.fixture

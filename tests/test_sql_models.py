@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from etl.publish import models
+from etl.engine.duckdb import sql_models as models
 
 
 @pytest.mark.parametrize("first, then", [("view", "table"), ("table", "view")])

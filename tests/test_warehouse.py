@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from etl.publish import warehouse
+from etl.engine.duckdb import warehouse
 
 
 @pytest.fixture

@@ -155,11 +155,11 @@ def run(
     """The nightly load: read every source, check, integrate and publish."""
     from etl.cli.output import print_run, reporter_for
     from etl.config.load import ConfigError
-    from etl.pipeline import run as run_pipeline
-    from etl.publish.models import ModelError
-    from etl.publish.warehouse import WarehouseError
+    from etl.engine.duckdb.sql_models import ModelError
+    from etl.engine.duckdb.warehouse import WarehouseError
     from etl.quality.rows import RowCheckError
     from etl.quality.rowspec import RowSpecError
+    from etl.run.pipeline import run as run_pipeline
     from etl.sources.files import SourceError
 
     if not config.exists():
@@ -266,9 +266,9 @@ def train(
 ) -> None:
     """Export the clean training table and train the baseline ETA and fare models."""
     from etl.cli.output import reporter_for
-    from etl.model import ModelError
-    from etl.model.train import describe
-    from etl.model.train import train as train_models
+    from etl.ml import ModelError
+    from etl.ml.train import describe
+    from etl.ml.train import train as train_models
 
     try:
         summary = train_models(warehouse, out, log=reporter_for(quiet=as_json).log)
@@ -304,9 +304,9 @@ def predict(
 ) -> None:
     """Estimate the duration and fare of one trip, or of every trip in a file (--in/--out)."""
     from etl.cli.output import local_minute, outside_dc
-    from etl.model import ModelError
-    from etl.model.predict import parse_point, parse_time
-    from etl.model.predict import predict as estimate
+    from etl.ml import ModelError
+    from etl.ml.predict import parse_point, parse_time
+    from etl.ml.predict import predict as estimate
 
     if trips_in is not None or trips_out is not None:
         _predict_file(models, trips_in, trips_out, origin or destination or at or source, as_json)
@@ -334,8 +334,8 @@ def predict(
 def _predict_file(
     models: Path, trips_in: Path | None, trips_out: Path | None, single: object, as_json: bool
 ) -> None:
-    from etl.model import ModelError
-    from etl.model.batch import predict_file
+    from etl.ml import ModelError
+    from etl.ml.batch import predict_file
 
     if trips_in is None or trips_out is None or single:
         raise fail("--in and --out go together, without --from, --to, --at or --source")
@@ -362,8 +362,8 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the estimates over HTTP: POST /v1/estimate, GET /v1/model, GET /healthz, /docs."""
-    from etl.model import ModelError
-    from etl.model.serve import run_server
+    from etl.ml import ModelError
+    from etl.ml.serve import run_server
 
     try:
         run_server(models, host, port, log=lambda line: typer.echo(line, err=True))

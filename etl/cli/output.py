@@ -17,7 +17,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 if TYPE_CHECKING:  # the pipeline imports pandera: not for `etl status` or `etl sql`
-    from etl.pipeline import RunResult
+    from etl.run.pipeline import RunResult
 
 # Off a terminal (cron logs, pipes) rich would assume 80 columns and squeeze the tables.
 console = Console(width=None if sys.stdout.isatty() else 160)

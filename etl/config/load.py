@@ -10,7 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from etl.config.checks import check_condition
-from etl.config.models import Config
+from etl.config.spec import Config
 from etl.config.yaml_doc import YamlError, YamlLimits, parse, read_limited
 
 

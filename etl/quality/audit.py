@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from etl.config.models import Config
+from etl.config.spec import Config
 from etl.paths import WAREHOUSE_DIR
 from etl.quality.batch import SKIPPED_EMPTY_BATCH, CheckResult, Suite, load_suite
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import duckdb
 
-from etl.publish.warehouse import WarehouseError, connect
+from etl.engine.duckdb.warehouse import WarehouseError, connect
 
 
 class QueryError(Exception):

@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 from isal import igzip, isal_zlib
 
-from etl.config.models import Limits
+from etl.config.spec import Limits
 from etl.sources.files import FileRef, SourceError, member_fingerprint
 
 _LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")  # the zip local file header, 30 bytes

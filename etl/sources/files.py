@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 
-from etl.config.models import Limits, Source
+from etl.config.spec import Limits, Source
 
 
 class SourceError(Exception):

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
-from etl.config.models import Limits
+from etl.config.spec import Limits
 from etl.sources.files import SourceError
 
 LANDING = "_landing"

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 import polars as pl
 import shapely
 
-from etl.config.models import Column, Layout, Source
-from etl.integrate.geo import add_in_dc_columns
-from etl.sources.delimited import LINE, RawBatch, parse_delimited, reject_utf16
+from etl.config.spec import Column, Layout, Source
+from etl.readers.delimited import LINE, RawBatch, parse_delimited, reject_utf16
+from etl.readers.jsonl import RAW_JSON, extract_fields, parse_jsonl
+from etl.reference.boundary import add_in_dc_columns
 from etl.sources.fetch import LineTooLong
 from etl.sources.files import FileRef, SourceError
-from etl.sources.jsonl import RAW_JSON, extract_fields, parse_jsonl
 from etl.stage.mapping import DUPLICATE_KEY, FILE, PARSE_ERRORS, require_columns, stage_frame
 from etl.stage.repairs import AVAILABLE as REPAIRS_AVAILABLE
 from etl.stage.repairs import REPAIRS

@@ -16,8 +16,8 @@ from datetime import timedelta
 
 import polars as pl
 
-from etl.config.models import UNIT_FACTORS, Column
-from etl.sources.delimited import LINE
+from etl.config.spec import UNIT_FACTORS, Column
+from etl.readers.delimited import LINE
 from etl.sources.files import SourceError
 
 FILE = "_file"  # lineage: the file a row came from (`ZIP!MEMBER` for a zip member)

@@ -1,13 +1,13 @@
 """`etl serve`: the estimates over HTTP (FastAPI on uvicorn).
 
 `POST /v1/estimate` takes one trip or a list, with the fields of a batch prediction file, and
-answers with the same columns batch prediction writes (:func:`etl.model.estimate.estimate`, the
+answers with the same columns batch prediction writes (:func:`etl.ml.estimate.estimate`, the
 same code). `GET /v1/model` tells which models answer; `GET /healthz` that the service is up;
 `/docs` is the OpenAPI page. Invalid input gets a 422 whose `loc` names the field.
 
 New models are picked up without a restart: a thread looks at model.json every half second;
 when it changed, the new set is loaded beside the old one (checked whole, see
-:func:`etl.model.estimate.load_models`) and then swapped in with one assignment, so a request
+:func:`etl.ml.estimate.load_models`) and then swapped in with one assignment, so a request
 is answered by the old models or the new ones, never fails for the change.
 """
 
@@ -21,10 +21,10 @@ from typing import Annotated, Any
 
 import polars as pl
 
-from etl.model import ModelError
-from etl.model.estimate import Models, estimate, load_models
-from etl.model.requests import REQUIRED
-from etl.model.train import META_FILE
+from etl.ml import ModelError
+from etl.ml.estimate import Models, estimate, load_models
+from etl.ml.requests import REQUIRED
+from etl.ml.train import META_FILE
 
 SERVE_HINT = "fastapi and uvicorn are not installed: pip install -e '.[serve]'"
 POLL_S = 0.5

@@ -21,9 +21,9 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from etl.model import ModelError
+from etl.engine.duckdb.warehouse import WarehouseError, connect, table_exists
+from etl.ml import ModelError
 from etl.paths import QUERIES_DIR
-from etl.publish.warehouse import WarehouseError, connect, table_exists
 
 TRAINING_SQL = QUERIES_DIR / "training_table.sql"
 DC_TZ = ZoneInfo("America/New_York")
@@ -186,7 +186,7 @@ def _near_airport(end: str) -> pl.Expr:
 @lru_cache(maxsize=16)
 def _holidays(years: tuple[int, int]) -> list[date]:
     """DC public holiday dates (observed ones included), from the warehouse's calendar code."""
-    from etl.integrate.calendar import dc_holidays
+    from etl.reference.calendar import dc_holidays
 
     return sorted(dc_holidays(range(years[0], years[1] + 1)))
 

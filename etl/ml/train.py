@@ -3,10 +3,10 @@
 The table comes from the curated warehouse (read-only) by `training_table.sql`. It is split by
 time: the models learn from the earliest 80% of pickups and are scored on the latest 20%, so
 nothing from the test period leaks into training. The training period is split the same way
-once more: its latest 20% is the calibration fold on which :mod:`etl.model.estimators` chooses
+once more: its latest 20% is the calibration fold on which :mod:`etl.ml.estimators` chooses
 how to estimate the mean and calibrates the 80% intervals. Each model is compared with the
-naive baseline of :mod:`etl.model.baseline` on the same test rows (RMSE, MAE, mean bias and
-coverage, :mod:`etl.model.metrics`). Training is deterministic: fixed seeds, LightGBM's
+naive baseline of :mod:`etl.ml.baseline` on the same test rows (RMSE, MAE, mean bias and
+coverage, :mod:`etl.ml.metrics`). Training is deterministic: fixed seeds, LightGBM's
 `deterministic` mode and a fixed thread count; the same warehouse gives the same files, byte
 for byte. The files are written so that a reader never mixes two trainings (:func:`_write`).
 """
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from etl.model import INSTALL_HINT, ModelError, baseline, estimators
-from etl.model.card import model_card
-from etl.model.features import CATEGORICAL, feature_matrix, model_features, training_table
-from etl.model.metrics import score_test
-from etl.model.region import training_region
+from etl.ml import INSTALL_HINT, ModelError, baseline, estimators
+from etl.ml.card import model_card
+from etl.ml.features import CATEGORICAL, feature_matrix, model_features, training_table
+from etl.ml.metrics import score_test
+from etl.reference.region import training_region
 
 TEST_SHARE = 0.2
 MIN_ROWS = 200  # below this a time split leaves too little to learn from or to score
@@ -256,7 +256,7 @@ def _write(
     Each file is replaced atomically; model.json and metrics.json carry the sha256 of each model
     file and the version they make up, so a reader that loads while the files are being
     replaced sees a mismatch and waits, never a mix of two trainings
-    (:func:`etl.model.estimate.load_models`). A failure midway leaves the previous models."""
+    (:func:`etl.ml.estimate.load_models`). A failure midway leaves the previous models."""
     out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".train-", dir=out))
     try:

@@ -4,7 +4,7 @@ SQL models do what SQL does well; the steps SQL cannot do here are Python in bet
 
 1. the intermediate models (views over staging, one shape for every source);
 2. the calendar with DC holidays (the holidays library) as `intermediate.calendar`;
-3. cross-silo matching (`etl.integrate.match`) as `intermediate.trip_matches`, and the pairs
+3. cross-silo matching (`etl.engine.duckdb.match`) as `intermediate.trip_matches`, and the pairs
    into `quality.matches`;
 4. the curated models;
 5. the control totals, which must reconcile or the publish fails.
@@ -19,12 +19,12 @@ from datetime import date
 import duckdb
 import polars as pl
 
-from etl.config.models import Config, Match
-from etl.integrate.calendar import build_dim_date
-from etl.integrate.match import MatchTolerance, match_trips
+from etl.config.spec import Config, Match
+from etl.engine.duckdb import sql_models
+from etl.engine.duckdb.match import MatchTolerance, match_trips
+from etl.engine.duckdb.warehouse import append
 from etl.paths import WAREHOUSE_DIR
-from etl.publish import models as sql_models
-from etl.publish.warehouse import append
+from etl.reference.calendar import build_dim_date
 
 UNEXPLAINED = (
     "unexplained_read",

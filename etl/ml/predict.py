@@ -1,5 +1,5 @@
 """`etl predict`: the duration and fare of one trip (`--from --to`) or of a file of trips
-(`--in --out`, :mod:`etl.model.batch`), from the models `etl train` saved."""
+(`--in --out`, :mod:`etl.ml.batch`), from the models `etl train` saved."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from etl.model import ModelError, baseline
-from etl.model.estimate import estimate_features, load_models
-from etl.model.features import DC_TZ, TripRequest, request_features
-from etl.model.region import WASHINGTON, models_region, point_warning
+from etl.ml import ModelError, baseline
+from etl.ml.estimate import estimate_features, load_models
+from etl.ml.features import DC_TZ, TripRequest, request_features
+from etl.reference.region import WASHINGTON, models_region, point_warning
 
 EXAMPLE = "38.8977,-77.0365"
 

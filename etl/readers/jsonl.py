@@ -13,8 +13,8 @@ import functools
 import duckdb
 import polars as pl
 
-from etl.config.models import Column
-from etl.sources.delimited import LINE, RawBatch
+from etl.config.spec import Column
+from etl.readers.delimited import LINE, RawBatch
 from etl.sources.files import SourceError
 from etl.stage.mapping import READ_ERRORS
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from etl.model import ModelError
-from etl.model.features import DC_TZ
+from etl.ml import ModelError
+from etl.ml.features import DC_TZ
 
 COORDINATES = {"pickup_lat": 90.0, "pickup_lon": 180.0, "dropoff_lat": 90.0, "dropoff_lon": 180.0}
 REQUIRED = (*COORDINATES, "pickup_at")

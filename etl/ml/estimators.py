@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from etl.model.features import CATEGORICAL, feature_matrix
-from etl.model.metrics import scores
+from etl.ml.features import CATEGORICAL, feature_matrix
+from etl.ml.metrics import scores
 
 ALL = "_all"  # the key of the factor for a source with too few calibration trips
 MIN_GROUP_ROWS = 100  # a source needs this many calibration trips for factors of its own

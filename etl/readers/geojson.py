@@ -6,8 +6,8 @@ import duckdb
 import polars as pl
 import shapely
 
-from etl.integrate.geo import load_boundary
-from etl.publish.warehouse import table_exists
+from etl.engine.duckdb.warehouse import table_exists
+from etl.reference.boundary import load_boundary
 from etl.sources.files import FileRef, SourceError
 
 

@@ -2,7 +2,7 @@
 
 The format follows each file's extension. A CSV is read as text, so an id such as `007` comes
 out as it went in; every input column is carried through unchanged and the estimates, their
-80% intervals, `warning` and `error` are added (:func:`etl.model.estimate.estimate`). A row that
+80% intervals, `warning` and `error` are added (:func:`etl.ml.estimate.estimate`). A row that
 cannot be read gets an error in that row, not a failed file. Whole columns throughout: a
 million trips take seconds.
 """
@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from etl.model import ModelError
-from etl.model.estimate import estimate, load_models
+from etl.ml import ModelError
+from etl.ml.estimate import estimate, load_models
 
 FORMATS = (".csv", ".parquet")
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import duckdb
 
+from etl.engine.duckdb.warehouse import WarehouseError, create_table, object_kind, table_exists
 from etl.paths import MODELS_DIR
-from etl.publish.warehouse import WarehouseError, create_table, object_kind, table_exists
 
 _SETTING = re.compile(r"^--\s*(\w+)\s*:\s*(\S+)\s*$")
 _GENERATED = re.compile(r"^--\s*generated\s*:\s*(\w+)\s*=\s*(.+?)\s*$")

@@ -35,15 +35,16 @@ import polars as pl
 import shapely
 
 from etl.config.load import ConfigError, load_config
-from etl.config.models import Config, Limits, Source
-from etl.crashpoints import crash_point
+from etl.config.spec import Config, Limits, Source
+from etl.engine.duckdb import sql_models as models
+from etl.engine.duckdb import warehouse
+from etl.engine.duckdb.build import ReconciliationError, build_curated
 from etl.paths import WAREHOUSE_DIR, project_models
-from etl.publish import models, warehouse
-from etl.publish.build import ReconciliationError, build_curated
 from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
 from etl.quality.batch import load_suite
 from etl.quality.rowspec import RowSpecError, load_row_spec
-from etl.sources.boundary import read_boundary, stored_boundary
+from etl.readers.geojson import read_boundary, stored_boundary
+from etl.run.crashpoints import crash_point
 from etl.sources.fetch import Piece, read_pieces
 from etl.sources.files import Broken, FileRef, Known, SourceError, discover
 from etl.stage.batch import (

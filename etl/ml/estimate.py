@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from etl.model import ModelError, estimators
-from etl.model.features import add_features, feature_matrix
-from etl.model.region import models_region, warnings_expr
-from etl.model.requests import OUTPUTS, parse_requests
-from etl.model.train import META_FILE, METRICS_FILE, import_lightgbm
+from etl.ml import ModelError, estimators
+from etl.ml.features import add_features, feature_matrix
+from etl.ml.requests import OUTPUTS, parse_requests
+from etl.ml.train import META_FILE, METRICS_FILE, import_lightgbm
+from etl.reference.region import models_region, warnings_expr
 
 # Decimals kept: a tenth of a second, a cent.
 ROUNDING = {"duration_s": 1, "fare_usd": 2}
@@ -104,7 +104,7 @@ def estimate(models: Models, requests: pl.DataFrame) -> pl.DataFrame:
 
 def estimate_features(models: Models, features: pl.DataFrame) -> dict[str, pl.Series]:
     """Each target's mean estimate and 80% interval (`duration_s`, `duration_s_p10`, ...),
-    rounded, for rows of features (:func:`etl.model.features.add_features`)."""
+    rounded, for rows of features (:func:`etl.ml.features.add_features`)."""
     if features.height == 0:
         return {
             f"{target}{suffix}": pl.Series([], dtype=pl.Float64)

@@ -1,0 +1,4 @@
+"""The warehouse seam: what every stage asks of a warehouse (docs/architecture.md).
+
+:mod:`etl.engine.duckdb` is the embedded implementation, the default.
+"""

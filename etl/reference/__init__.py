@@ -1,0 +1,1 @@
+"""DC reference data: the boundary polygon, the holiday calendar, the region the models know."""

@@ -1,0 +1,1 @@
+"""The nightly run, `etl run`: plan, load, audit, publish, and the run ledger."""
