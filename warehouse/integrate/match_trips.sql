@@ -1,7 +1,7 @@
 -- Cross-silo trip matching: candidate generation and greedy one-to-one resolution.
 --
 -- This file is a set of named statements, each introduced by a line `-- name: <name>`.
--- etl/integrate/match.py loads them and runs them in order; it is the only place that
+-- etl/engine/duckdb/match.py loads them and runs them in order; it is the only place that
 -- decides how often the `accept_round` / `prune_round` pair is repeated.
 --
 -- Parameters (DuckDB prepared-statement parameters, bound by name):

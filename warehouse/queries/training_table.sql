@@ -1,6 +1,6 @@
 -- The trips of the clean training table of `etl train` (exported as training_table.parquet).
 -- Reads curated.trips only. The features are derived from these columns by
--- etl.model.features.add_features (polars), the one definition that training, `etl predict`,
+-- etl.ml.features.add_features (polars), the one definition that training, `etl predict`,
 -- batch prediction and `etl serve` share: a request is asked with exactly the features its
 -- trip would have had in training, and a million of them take seconds, one a millisecond.
 --
