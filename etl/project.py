@@ -5,12 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from etl.config.load import ConfigError
+from etl.errors import ProjectError
 from etl.paths import DEFAULTS_DIR, PROJECT_FILES
-
-
-class ProjectError(ConfigError):
-    """A project that cannot be written or found; one line for the user."""
 
 
 def init_project(folder: Path) -> list[str]:

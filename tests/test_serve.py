@@ -166,7 +166,7 @@ def test_new_models_are_picked_up_mid_traffic_without_a_failed_request(server) -
 def test_a_half_replaced_model_set_is_never_loaded(model_sets, tmp_path, monkeypatch) -> None:
     """A model file from one training beside model.json of another (what a reader can meet
     while `etl train` replaces the files) is refused; the service keeps what it serves."""
-    from etl.ml import ModelError
+    from etl.errors import MlModelError
     from etl.ml import estimate as estimate_module
     from etl.ml.serve import ModelStore
 
@@ -180,7 +180,7 @@ def test_a_half_replaced_model_set_is_never_loaded(model_sets, tmp_path, monkeyp
     shutil.copy(other / "model.json", served / "model.json")  # fare_model.txt is still old
     monkeypatch.setattr(estimate_module, "LOAD_ATTEMPTS", 2)
     monkeypatch.setattr(estimate_module, "LOAD_PAUSE_S", 0.01)
-    with pytest.raises(ModelError, match=r"do not match model\.json"):
+    with pytest.raises(MlModelError, match=r"do not match model\.json"):
         load_models(served)
     store.poll()
     assert store.current.version == serving

@@ -55,7 +55,7 @@ def test_a_view_cannot_declare_a_generated_column(tmp_path):
     folder = tmp_path / "models" / "curated"
     folder.mkdir(parents=True)
     (folder / "v.sql").write_text("-- materialized: view\n-- generated: x = 1\nSELECT 1 AS y\n")
-    with pytest.raises(models.ModelError, match=r"v\.sql: a view has no generated columns"):
+    with pytest.raises(models.SqlModelError, match=r"v\.sql: a view has no generated columns"):
         models.discover(tmp_path / "models")
 
 
@@ -96,5 +96,5 @@ def test_an_uncompressed_column_must_be_a_stored_column_of_the_select(tmp_path, 
     folder = tmp_path / "models" / "curated"
     folder.mkdir(parents=True)
     (folder / "v.sql").write_text(f"{header}SELECT 1 AS y\n")
-    with pytest.raises(models.ModelError, match=message):
+    with pytest.raises(models.SqlModelError, match=message):
         models.build(duckdb.connect(), models.discover(tmp_path / "models"))

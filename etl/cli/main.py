@@ -2,21 +2,24 @@
 
 Exit codes: 0 success, 1 the data failed an `error` audit (nothing published), 2 bad usage,
 bad config, unreadable input or a fault of the machine (a full disk), 3 an internal error (a bug:
-one line, the traceback in a log file; see etl/cli/errors.py). Heavy libraries are imported
-inside the commands that need them, so that `etl --help` stays fast.
+one line, the traceback in a log file; see etl/cli/errors.py). An error meant for the user is an
+`etl.errors.EtlError`: the commands let it rise, and `_Commands` turns it into its one line and
+its exit code, in one place. Heavy libraries are imported inside the commands that need them, so
+that `etl --help` stays fast.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from contextlib import closing
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
-from typer.core import TyperOption
+from typer.core import TyperGroup, TyperOption
 
+from etl.errors import EtlError
 from etl.paths import DEFAULT_CONFIG, DEFAULT_DATA_ROOT, DEFAULT_WAREHOUSE
 
 _option_type = TyperOption.display_type_rich
@@ -30,7 +33,25 @@ def _flag_takes_no_value(option: TyperOption, ctx: typer.Context) -> str | None:
 
 TyperOption.display_type_rich = _flag_takes_no_value
 
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line to stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+class _Commands(TyperGroup):
+    """The commands, and the one place an error meant for the user becomes a line and a code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EtlError as exc:
+            raise fail(str(exc), exc.exit_code) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     help="Trip-data ETL for Washington, DC: load, check, integrate and publish trip data.",
     no_args_is_help=True,
     add_completion=False,
@@ -50,12 +71,6 @@ DataRootOption = Annotated[
     Path, typer.Option("--data-root", envvar="ETL_DATA_ROOT", help="Root of the source files.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one line to stderr and return the Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
 
 
 @app.callback()
@@ -98,12 +113,9 @@ def init(
     folder: Annotated[Path, typer.Argument(help="Folder of the new project.")] = Path("."),
 ) -> None:
     """Write a new project to edit: sources.yaml, its schemas/ and warehouse/models/."""
-    from etl.project import ProjectError, init_project
+    from etl.project import init_project
 
-    try:
-        written = init_project(folder)
-    except ProjectError as exc:
-        raise fail(str(exc)) from None
+    written = init_project(folder)
     typer.echo(f"wrote a new project to {folder}: {len(written)} files")
     for name in written:
         typer.echo(f"  {name}")
@@ -153,14 +165,8 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """The nightly load: read every source, check, integrate and publish."""
-    from etl.cli.output import print_run, reporter_for
-    from etl.config.load import ConfigError
-    from etl.engine.duckdb.sql_models import ModelError
-    from etl.engine.duckdb.warehouse import WarehouseError
-    from etl.quality.rows import RowCheckError
-    from etl.quality.rowspec import RowSpecError
+    from etl.cli.output import print_run, reporting
     from etl.run.pipeline import run as run_pipeline
-    from etl.sources.files import SourceError
 
     if not config.exists():
         raise fail(
@@ -168,19 +174,8 @@ def run(
             "`etl init [DIR]` writes a new project; --project-dir DIR or ETL_PROJECT_DIR "
             "chooses one, --config FILE a sources file"
         )
-    reporter = reporter_for(quiet=as_json)
-    try:
-        with closing(reporter):  # the display ends before an error or the result is printed
-            result = run_pipeline(config, data_root, warehouse, full_refresh, reporter=reporter)
-    except (
-        ConfigError,
-        SourceError,
-        WarehouseError,
-        ModelError,
-        RowSpecError,
-        RowCheckError,
-    ) as exc:
-        raise fail(str(exc)) from None
+    with reporting(quiet=as_json) as reporter:
+        result = run_pipeline(config, data_root, warehouse, full_refresh, reporter=reporter)
     print_run(result, as_json=as_json, data_root=data_root)
     raise typer.Exit(result.exit_code)
 
@@ -194,14 +189,11 @@ def sql(
 ) -> None:
     """Run one SELECT on the warehouse, read-only; it may read files under the data root."""
     from etl.cli.output import print_query
-    from etl.report.query import QueryError, run_query
+    from etl.report.query import run_query
 
     if output not in ("table", "csv", "json"):
         raise fail(f"--format must be table, csv or json, not {output!r}")
-    try:
-        columns, rows = run_query(warehouse, query, readable=(data_root,))
-    except QueryError as exc:
-        raise fail(str(exc)) from None
+    columns, rows = run_query(warehouse, query, readable=(data_root,))
     print_query(columns, rows, output)
 
 
@@ -213,13 +205,9 @@ def status(
 ) -> None:
     """The last runs and what each loaded, quarantined and published."""
     from etl.cli.output import print_status
-    from etl.report.query import QueryError
     from etl.report.status import last_runs
 
-    try:
-        runs = last_runs(warehouse, limit)
-    except QueryError as exc:
-        raise fail(str(exc)) from None
+    runs = last_runs(warehouse, limit)
     print_status(runs, as_json=as_json)
 
 
@@ -239,12 +227,8 @@ def report(
     from etl.report.data import collect
     from etl.report.html import write_report
     from etl.report.model import model_metrics
-    from etl.report.query import QueryError
 
-    try:
-        data = collect(warehouse)
-    except QueryError as exc:
-        raise fail(str(exc)) from None
+    data = collect(warehouse)
     data["model"] = model_metrics(models)
     if as_json:
         typer.echo(json.dumps(data, default=to_json, indent=2))
@@ -265,15 +249,12 @@ def train(
     as_json: JsonOption = False,
 ) -> None:
     """Export the clean training table and train the baseline ETA and fare models."""
-    from etl.cli.output import reporter_for
-    from etl.ml import ModelError
+    from etl.cli.output import reporting
     from etl.ml.train import describe
     from etl.ml.train import train as train_models
 
-    try:
-        summary = train_models(warehouse, out, log=reporter_for(quiet=as_json).log)
-    except ModelError as exc:
-        raise fail(str(exc)) from None
+    with reporting(quiet=as_json) as reporter:
+        summary = train_models(warehouse, out, log=reporter.log)
     typer.echo(json.dumps(summary, indent=2) if as_json else describe(summary))
 
 
@@ -304,7 +285,6 @@ def predict(
 ) -> None:
     """Estimate the duration and fare of one trip, or of every trip in a file (--in/--out)."""
     from etl.cli.output import local_minute, outside_dc
-    from etl.ml import ModelError
     from etl.ml.predict import parse_point, parse_time
     from etl.ml.predict import predict as estimate
 
@@ -313,11 +293,8 @@ def predict(
         return
     if origin is None or destination is None:
         raise fail("give --from and --to (one trip), or --in and --out (a file of trips)")
-    try:
-        points = parse_point(origin, "--from"), parse_point(destination, "--to")
-        result = estimate(models, *points, parse_time(at), source)
-    except ModelError as exc:
-        raise fail(str(exc)) from None
+    points = parse_point(origin, "--from"), parse_point(destination, "--to")
+    result = estimate(models, *points, parse_time(at), source)
     for warning in filter(None, map(outside_dc, points, ("--from", "--to"))):
         typer.echo(f"warning: {warning}", err=True)
     if as_json:
@@ -334,15 +311,11 @@ def predict(
 def _predict_file(
     models: Path, trips_in: Path | None, trips_out: Path | None, single: object, as_json: bool
 ) -> None:
-    from etl.ml import ModelError
     from etl.ml.batch import predict_file
 
     if trips_in is None or trips_out is None or single:
         raise fail("--in and --out go together, without --from, --to, --at or --source")
-    try:
-        summary = predict_file(models, trips_in, trips_out)
-    except ModelError as exc:
-        raise fail(str(exc)) from None
+    summary = predict_file(models, trips_in, trips_out)
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
@@ -362,13 +335,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
 ) -> None:
     """Serve the estimates over HTTP: POST /v1/estimate, GET /v1/model, GET /healthz, /docs."""
-    from etl.ml import ModelError
     from etl.ml.serve import run_server
 
-    try:
-        run_server(models, host, port, log=lambda line: typer.echo(line, err=True))
-    except ModelError as exc:
-        raise fail(str(exc)) from None
+    run_server(models, host, port, log=lambda line: typer.echo(line, err=True))
 
 
 def main() -> None:

@@ -6,6 +6,8 @@ import csv
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +17,8 @@ from zoneinfo import ZoneInfo
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from etl.run.reporter import Reporter, SilentReporter
 
 if TYPE_CHECKING:  # the pipeline imports pandera: not for `etl status` or `etl sql`
     from etl.run.pipeline import RunResult
@@ -108,18 +112,18 @@ def _now() -> str:
     return datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-class QuietReporter:
-    def start(self, total: int) -> None: ...
-    def advance(self, path: str) -> None: ...
-    def stage(self, name: str) -> None: ...
-    def log(self, message: str) -> None: ...
-    def close(self) -> None: ...
-
-
-def reporter_for(quiet: bool) -> ProgressReporter | LineReporter | QuietReporter:
+@contextmanager
+def reporting(quiet: bool) -> Iterator[Reporter]:
+    """Where a long command tells its steps: nowhere with --json, else a progress bar on a
+    terminal or plain lines; the display ends before an error or the result is printed."""
     if quiet:
-        return QuietReporter()
-    return ProgressReporter() if err_console.is_terminal else LineReporter()
+        yield SilentReporter()
+        return
+    reporter = ProgressReporter() if err_console.is_terminal else LineReporter()
+    try:
+        yield reporter
+    finally:
+        reporter.close()
 
 
 def to_json(value: Any) -> Any:

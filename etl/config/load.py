@@ -11,11 +11,8 @@ from pydantic import ValidationError
 
 from etl.config.checks import check_condition
 from etl.config.spec import Config
-from etl.config.yaml_doc import YamlError, YamlLimits, parse, read_limited
-
-
-class ConfigError(Exception):
-    """A config that cannot be used; the message is one line meant for the user."""
+from etl.config.yaml_doc import YamlLimits, parse, read_limited
+from etl.errors import ConfigError, YamlError
 
 
 def load_config(path: Path) -> Config:

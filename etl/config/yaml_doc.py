@@ -16,13 +16,7 @@ from typing import Any
 
 import yaml
 
-
-class YamlError(Exception):
-    """A document refused; `line` is 1-based (0 when the whole file is at fault)."""
-
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(message)
-        self.line = line
+from etl.errors import YamlError
 
 
 @dataclass(frozen=True)

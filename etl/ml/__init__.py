@@ -11,9 +11,4 @@ FastAPI and uvicorn (the `serve` extra) only by `etl serve`, so that the rest of
 runs without them.
 """
 
-
-class ModelError(Exception):
-    """Training or prediction cannot run as asked; one line for the user (exit code 2)."""
-
-
 INSTALL_HINT = "lightgbm is not installed: pip install -e '.[model]'"

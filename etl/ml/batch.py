@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from etl.ml import ModelError
+from etl.errors import MlModelError
 from etl.ml.estimate import estimate, load_models
 
 FORMATS = (".csv", ".parquet")
@@ -25,7 +25,7 @@ def predict_file(models: Path, source: Path, target: Path) -> dict[str, Any]:
     """Estimate every trip in `source` and write them to `target`; returns the counts."""
     for path, option in ((source, "--in"), (target, "--out")):
         if path.suffix.lower() not in FORMATS:
-            raise ModelError(f"{option} {path}: expected a .csv or .parquet file")
+            raise MlModelError(f"{option} {path}: expected a .csv or .parquet file")
     loaded = load_models(models)
     answers = estimate(loaded, _read(source))
     _write(answers, target)
@@ -50,10 +50,10 @@ def _read(path: Path) -> pl.DataFrame:
             return pl.read_csv(path, infer_schema=False)
         return pl.read_parquet(path)
     except FileNotFoundError:
-        raise ModelError(f"--in {path}: no such file") from None
+        raise MlModelError(f"--in {path}: no such file") from None
     except (OSError, pl.exceptions.PolarsError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"--in {path}: cannot read it: {reason}") from None
+        raise MlModelError(f"--in {path}: cannot read it: {reason}") from None
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
@@ -68,4 +68,4 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
         os.replace(partial, path)
     except OSError as exc:
         partial.unlink(missing_ok=True)
-        raise ModelError(f"--out {path}: cannot write it: {exc.strerror or exc}") from None
+        raise MlModelError(f"--out {path}: cannot write it: {exc.strerror or exc}") from None

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from etl.ml import ModelError, estimators
+from etl.errors import MlModelError
+from etl.ml import estimators
 from etl.ml.features import add_features, feature_matrix
 from etl.ml.requests import OUTPUTS, parse_requests
 from etl.ml.train import META_FILE, METRICS_FILE, import_lightgbm
@@ -48,13 +49,13 @@ def load_models(path: Path) -> Models:
         if models is not None:
             return models
         time.sleep(LOAD_PAUSE_S)
-    raise ModelError(f"{path}: the model files do not match {META_FILE} (run `etl train` again)")
+    raise MlModelError(f"{path}: the model files do not match {META_FILE} (run `etl train` again)")
 
 
 def _read(path: Path) -> Models | None:
     meta = _json(path / META_FILE, f"{path}: no models yet (run `etl train` first)")
     if any("estimator" not in spec for spec in meta["models"].values()):
-        raise ModelError(f"{path}: models of an older `etl train` (run `etl train` again)")
+        raise MlModelError(f"{path}: models of an older `etl train` (run `etl train` again)")
     lgb = import_lightgbm()
     boosters = {}
     for target, spec in meta["models"].items():
@@ -62,13 +63,13 @@ def _read(path: Path) -> Models | None:
         try:
             text = file.read_bytes()
         except OSError:
-            raise ModelError(f"{file}: missing (run `etl train` again)") from None
+            raise MlModelError(f"{file}: missing (run `etl train` again)") from None
         if "sha256" in spec and hashlib.sha256(text).hexdigest() != spec["sha256"]:
             return None
         try:
             boosters[target] = lgb.Booster(model_str=text.decode())
         except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
-            raise ModelError(f"{file}: cannot load the model: {exc}") from None
+            raise MlModelError(f"{file}: cannot load the model: {exc}") from None
     metrics = _json(path / METRICS_FILE, f"{path}: no {METRICS_FILE} (run `etl train` again)")
     version = meta.get("version", "unversioned")
     if metrics.get("version", "unversioned") != version:
@@ -78,11 +79,11 @@ def _read(path: Path) -> Models | None:
 
 def _json(file: Path, missing: str) -> dict[str, Any]:
     if not file.is_file():
-        raise ModelError(missing)
+        raise MlModelError(missing)
     try:
         return json.loads(file.read_text())
     except (OSError, ValueError) as exc:
-        raise ModelError(f"{file}: unreadable: {exc}") from None
+        raise MlModelError(f"{file}: unreadable: {exc}") from None
 
 
 def estimate(models: Models, requests: pl.DataFrame) -> pl.DataFrame:

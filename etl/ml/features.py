@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 
 from etl.engine.duckdb.warehouse import WarehouseError, connect, table_exists
-from etl.ml import ModelError
+from etl.errors import MlModelError
 from etl.paths import QUERIES_DIR
 
 TRAINING_SQL = QUERIES_DIR / "training_table.sql"
@@ -68,7 +68,7 @@ def trip_features(con: duckdb.DuckDBPyConnection, for_training: bool) -> pl.Data
     try:
         trips = con.sql(TRAINING_SQL.read_text(), params={"for_training": for_training}).pl()
     except duckdb.Error as exc:
-        raise ModelError(f"training table: {str(exc).strip().splitlines()[0]}") from None
+        raise MlModelError(f"training table: {str(exc).strip().splitlines()[0]}") from None
     return add_features(trips)
 
 
@@ -77,12 +77,12 @@ def training_table(warehouse: Path) -> pl.DataFrame:
     try:
         con = connect(warehouse, read_only=True)
     except WarehouseError as exc:
-        raise ModelError(str(exc)) from None
+        raise MlModelError(str(exc)) from None
     try:
         with con.cursor() as cursor:  # a cursor, so that no result stays open on `con`
             found = table_exists(cursor, "curated.trips")
         if not found:
-            raise ModelError(f"{warehouse}: no curated.trips yet (run `etl run` first)")
+            raise MlModelError(f"{warehouse}: no curated.trips yet (run `etl run` first)")
         return trip_features(con, for_training=True)
     finally:
         con.close()

@@ -8,7 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from etl.ml import ModelError, baseline
+from etl.errors import MlModelError
+from etl.ml import baseline
 from etl.ml.estimate import estimate_features, load_models
 from etl.ml.features import DC_TZ, TripRequest, request_features
 from etl.reference.region import WASHINGTON, models_region, point_warning
@@ -23,13 +24,13 @@ def parse_point(text: str, option: str = "point") -> tuple[float, float]:
     try:
         lat, lon = (float(part) for part in parts)
     except ValueError:
-        raise ModelError(f"{option} {text!r}: expected LAT,LON, e.g. {EXAMPLE}") from None
+        raise MlModelError(f"{option} {text!r}: expected LAT,LON, e.g. {EXAMPLE}") from None
     if not (math.isfinite(lat) and math.isfinite(lon)):
-        raise ModelError(f"{option} {text!r}: expected LAT,LON, e.g. {EXAMPLE}")
+        raise MlModelError(f"{option} {text!r}: expected LAT,LON, e.g. {EXAMPLE}")
     if point_warning(lat, lon) is not None:
         if WASHINGTON.contains(lon, lat):
-            raise ModelError(f"{option} {text!r}: latitude and longitude swapped? give LAT,LON")
-        raise ModelError(
+            raise MlModelError(f"{option} {text!r}: latitude and longitude swapped? give LAT,LON")
+        raise MlModelError(
             f"{option} {text!r}: outside the Washington region the models know "
             f"({WASHINGTON.describe()})"
         )
@@ -43,7 +44,7 @@ def parse_time(text: str | None) -> datetime:
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise ModelError(
+        raise MlModelError(
             f"--at {text!r}: expected an ISO date and time, e.g. 2024-05-14T08:30 (DC time) "
             "or 2024-05-14T12:30Z"
         ) from None
@@ -64,7 +65,7 @@ def predict(
     source = source or meta["default_source"]
     if source not in meta["levels"]["source"]:
         known = ", ".join(meta["levels"]["source"])
-        raise ModelError(f"--source {source!r}: the models know {known}")
+        raise MlModelError(f"--source {source!r}: the models know {known}")
     request = TripRequest(*origin, *destination, at, source, meta["source_time_precision"][source])
     frame = request_features(request)
     answer = {name: column[0] for name, column in estimate_features(loaded, frame).items()}

@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from etl.ml import ModelError
+from etl.errors import MlModelError
 from etl.ml.features import DC_TZ
 
 COORDINATES = {"pickup_lat": 90.0, "pickup_lon": 180.0, "dropoff_lat": 90.0, "dropoff_lon": 180.0}
@@ -41,13 +41,13 @@ FAST_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S")
 
 
 def check_columns(columns: list[str]) -> None:
-    """Raise ModelError when a required column is missing or an output column is already there."""
+    """Raise MlModelError when a required column is missing or an output column is already there."""
     missing = [name for name in REQUIRED if name not in columns]
     if missing:
-        raise ModelError(f"missing required column(s): {', '.join(missing)}")
+        raise MlModelError(f"missing required column(s): {', '.join(missing)}")
     taken = [name for name in OUTPUTS if name in columns]
     if taken:
-        raise ModelError(f"input already has output column(s) {', '.join(taken)}: rename them")
+        raise MlModelError(f"input already has output column(s) {', '.join(taken)}: rename them")
 
 
 def parse_requests(frame: pl.DataFrame, meta: dict[str, Any]) -> pl.DataFrame:

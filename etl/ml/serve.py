@@ -21,7 +21,7 @@ from typing import Annotated, Any
 
 import polars as pl
 
-from etl.ml import ModelError
+from etl.errors import MlModelError
 from etl.ml.estimate import Models, estimate, load_models
 from etl.ml.requests import REQUIRED
 from etl.ml.train import META_FILE
@@ -55,7 +55,7 @@ class ModelStore:
             return
         try:
             models = load_models(self.path)
-        except ModelError as exc:
+        except MlModelError as exc:
             self.log(f"keeping models {self.current.version}: {exc}")
             return
         self._seen = seen
@@ -194,12 +194,12 @@ def _locate(errors: list[Any], single: bool) -> list[dict[str, Any]]:
 
 
 def run_server(models: Path, host: str, port: int, log: Callable[[str], None]) -> None:
-    """Serve `models` on host:port until interrupted; ModelError when there is nothing to serve."""
+    """Serve `models` on host:port until interrupted; MlModelError if there is nothing to serve."""
     try:
         import fastapi  # noqa: F401
         import uvicorn
     except ImportError:
-        raise ModelError(SERVE_HINT) from None
+        raise MlModelError(SERVE_HINT) from None
     store = ModelStore(models, log)
     _check_free(host, port)
     store.start()
@@ -216,4 +216,4 @@ def _check_free(host: str, port: int) -> None:
         with socket.create_server((host, port)):
             pass
     except OSError as exc:
-        raise ModelError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise MlModelError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from etl.ml import INSTALL_HINT, ModelError, baseline, estimators
+from etl.errors import MlModelError
+from etl.ml import INSTALL_HINT, baseline, estimators
 from etl.ml.card import model_card
 from etl.ml.features import CATEGORICAL, feature_matrix, model_features, training_table
 from etl.ml.metrics import score_test
@@ -58,7 +59,7 @@ PREFERRED_SOURCE = "dispatch"
 
 
 def import_lightgbm():
-    """LightGBM, or a ModelError that says how to install it.
+    """LightGBM, or a MlModelError that says how to install it.
 
     OpenMP threads that spin while they wait for work make LightGBM several times slower on a
     machine busy with other work (measured: 4x on 2 cores under load); passive waiting costs
@@ -68,7 +69,7 @@ def import_lightgbm():
     try:
         import lightgbm
     except ImportError:
-        raise ModelError(INSTALL_HINT) from None
+        raise MlModelError(INSTALL_HINT) from None
     return lightgbm
 
 
@@ -82,7 +83,7 @@ def time_split(
     train = ordered.filter(pl.col("pickup_at") < cutoff)
     test = ordered.filter(pl.col("pickup_at") >= cutoff)
     if train.height == 0 or test.height == 0:
-        raise ModelError("all trips share one pickup time: no time split is possible")
+        raise MlModelError("all trips share one pickup time: no time split is possible")
     return train, test
 
 
@@ -91,14 +92,14 @@ def train(
 ) -> dict[str, Any]:
     """Build the training table, train and score both models, write them to `out`.
 
-    Returns the metrics (what metrics.json holds). Raises ModelError (exit 2) when LightGBM is
+    Returns the metrics (what metrics.json holds). Raises MlModelError (exit 2) when LightGBM is
     missing, the warehouse cannot be read or holds too few trips to split.
     """
     lgb = import_lightgbm()
     table = training_table(warehouse)
     log(f"training table: {table.height:,} trips from {warehouse}")
     if table.height < MIN_ROWS:
-        raise ModelError(
+        raise MlModelError(
             f"{warehouse}: {table.height} trips fit for training, at least {MIN_ROWS} needed"
         )
     train_rows, test_rows = time_split(table)
@@ -174,7 +175,7 @@ def _train_target(
     fit = train_rows.filter(pl.col(target).is_not_null())
     scored = test_rows.filter(pl.col(target).is_not_null())
     if fit.height == 0 or scored.height == 0:
-        raise ModelError(f"no trips with a usable {target} on both sides of the time split")
+        raise MlModelError(f"no trips with a usable {target} on both sides of the time split")
     early, calibration = time_split(fit)
     log(f"{target}: choosing the estimator on {early.height:,} + {calibration.height:,} trips")
     levels, features = inputs

@@ -38,7 +38,8 @@ from pandera.config import ValidationDepth, config_context
 from pandera.constants import CHECK_OUTPUT_KEY
 from pandera.errors import SchemaErrorReason, SchemaErrors
 
-from etl.quality.rowspec import RowCheck, RowSpec, RowSpecError, family_of, load_row_spec
+from etl.errors import RowCheckError, RowSpecError
+from etl.quality.rowspec import RowCheck, RowSpec, family_of, load_row_spec
 from etl.stage.labels import label_lists
 
 __all__ = [
@@ -59,10 +60,6 @@ REASONS = "_reasons"
 FLAGS = "_flags"
 # Examples pandera keeps per failing check, for its own message; see the module docstring.
 N_FAILURE_CASES = 5
-
-
-class RowCheckError(RuntimeError):
-    """The batch could not be checked at all (missing column, a check that errors)."""
 
 
 @dataclass

@@ -54,6 +54,7 @@ from typing import Any, Literal
 import polars as pl
 import yaml
 
+from etl.errors import RowSpecError
 from etl.stage.mapping import DTYPES
 
 Kind = Literal["reject", "flag"]
@@ -71,10 +72,6 @@ FAMILIES: tuple[str, ...] = ("string", "integer", "float", "money", "boolean", "
 NUMERIC = frozenset({"integer", "float", "money"})
 # The dtypes staging gives each family: a spec's expressions are tried on them at load time.
 SAMPLE_DTYPES: dict[str, pl.DataType] = DTYPES
-
-
-class RowSpecError(ValueError):
-    """A row-check spec that cannot be used; the message names the file, line and check."""
 
 
 @dataclass(frozen=True)

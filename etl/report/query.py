@@ -19,11 +19,8 @@ from typing import Any
 
 import duckdb
 
-from etl.engine.duckdb.warehouse import WarehouseError, connect
-
-
-class QueryError(Exception):
-    """A query that cannot run; one line for the user."""
+from etl.engine.duckdb.warehouse import connect
+from etl.errors import QueryError, WarehouseError
 
 
 def run_query(

@@ -28,7 +28,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 import duckdb
 import polars as pl
@@ -45,6 +44,7 @@ from etl.quality.batch import load_suite
 from etl.quality.rowspec import RowSpecError, load_row_spec
 from etl.readers.geojson import read_boundary, stored_boundary
 from etl.run.crashpoints import crash_point
+from etl.run.reporter import Reporter, SilentReporter
 from etl.sources.fetch import Piece, read_pieces
 from etl.sources.files import Broken, FileRef, Known, SourceError, discover
 from etl.stage.batch import (
@@ -80,22 +80,6 @@ PIECE_BYTES = 64 << 20
 LOAD_MEMORY = "256MB"
 
 KEYS_ELSEWHERE_SQL = WAREHOUSE_DIR / "audit" / "keys_staged_elsewhere.sql"
-
-
-class Reporter(Protocol):
-    """Where the run tells what it is doing: a progress bar on a terminal, log lines elsewhere."""
-
-    def start(self, total: int) -> None: ...  # loading begins, over `total` files
-    def advance(self, path: str) -> None: ...
-    def stage(self, name: str) -> None: ...  # the next step begins: batch checks, matching, ...
-    def log(self, message: str) -> None: ...
-
-
-class SilentReporter:
-    def start(self, total: int) -> None: ...
-    def advance(self, path: str) -> None: ...
-    def stage(self, name: str) -> None: ...
-    def log(self, message: str) -> None: ...
 
 
 @dataclass

@@ -18,10 +18,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from etl.config.spec import Limits, Source
-
-
-class SourceError(Exception):
-    """A file or container that cannot be read; the message is one line for the user."""
+from etl.errors import SourceError
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 
 from etl.config.spec import Limits
-from etl.sources.files import SourceError
+from etl.errors import SourceError
 
 LANDING = "_landing"
 CONNECT_S, READ_S = 30.0, 300.0  # per connection attempt, per read: within the deadline

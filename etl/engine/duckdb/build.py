@@ -23,6 +23,7 @@ from etl.config.spec import Config, Match
 from etl.engine.duckdb import sql_models
 from etl.engine.duckdb.match import MatchTolerance, match_trips
 from etl.engine.duckdb.warehouse import append
+from etl.errors import ReconciliationError
 from etl.paths import WAREHOUSE_DIR
 from etl.reference.calendar import build_dim_date
 
@@ -32,14 +33,6 @@ UNEXPLAINED = (
     "unexplained_quarantine",
     "unexplained_rows",
 )
-
-
-class ReconciliationError(Exception):
-    """Control totals that do not add up: the publish must not happen."""
-
-    def __init__(self, message: str, totals: pl.DataFrame) -> None:
-        super().__init__(message)
-        self.totals = totals  # to record once the publish transaction is rolled back
 
 
 @dataclass(frozen=True)

@@ -32,15 +32,12 @@ from pathlib import Path
 
 import duckdb
 
-from etl.engine.duckdb.warehouse import WarehouseError, create_table, object_kind, table_exists
+from etl.engine.duckdb.warehouse import create_table, object_kind, table_exists
+from etl.errors import SqlModelError, WarehouseError
 from etl.paths import MODELS_DIR
 
 _SETTING = re.compile(r"^--\s*(\w+)\s*:\s*(\S+)\s*$")
 _GENERATED = re.compile(r"^--\s*generated\s*:\s*(\w+)\s*=\s*(.+?)\s*$")
-
-
-class ModelError(Exception):
-    """A model that cannot be built; one line naming the model."""
 
 
 @dataclass(frozen=True)
@@ -67,9 +64,9 @@ def discover(models_dir: Path = MODELS_DIR) -> list[Model]:
         materialized = settings.get("materialized", "table")
         uncompressed = tuple(c for c in settings.get("uncompressed", "").split(",") if c)
         if generated and materialized == "view":
-            raise ModelError(f"{path.name}: a view has no generated columns: select them")
+            raise SqlModelError(f"{path.name}: a view has no generated columns: select them")
         if uncompressed and materialized == "view":
-            raise ModelError(f"{path.name}: a view stores no columns to leave uncompressed")
+            raise SqlModelError(f"{path.name}: a view stores no columns to leave uncompressed")
         code = re.sub(r"--[^\n]*", "", sql)  # a name in a comment is not a dependency
         mentioned = set(re.findall(r"\b([a-z_]+\.[a-z_0-9]+)\b", code))
         models[name] = Model(
@@ -85,7 +82,7 @@ def discover(models_dir: Path = MODELS_DIR) -> list[Model]:
         order = TopologicalSorter({n: m.depends_on for n, m in models.items()}).static_order()
         return [models[name] for name in order]
     except CycleError as exc:
-        raise ModelError(f"models depend on each other in a cycle: {exc.args[1]}") from None
+        raise SqlModelError(f"models depend on each other in a cycle: {exc.args[1]}") from None
 
 
 @dataclass(frozen=True)
@@ -124,7 +121,7 @@ def build(
                     con.execute(f"CREATE OR REPLACE {kind} {model.name} AS\n{model.sql}")
         except (duckdb.Error, WarehouseError) as exc:
             first = str(exc).strip().splitlines()[0]
-            raise ModelError(f"{model.path.name}: {first}") from None
+            raise SqlModelError(f"{model.path.name}: {first}") from None
 
 
 def _update(con: duckdb.DuckDBPyConnection, model: Model, changes: Changes) -> None:

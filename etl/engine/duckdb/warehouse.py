@@ -11,11 +11,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from etl.errors import WarehouseError
 from etl.paths import DDL_DIR
-
-
-class WarehouseError(Exception):
-    """The warehouse file cannot be opened as asked; one line for the user."""
 
 
 def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
