@@ -39,6 +39,7 @@ from pandera.constants import CHECK_OUTPUT_KEY
 from pandera.errors import SchemaErrorReason, SchemaErrors
 
 from etl.errors import RowCheckError, RowSpecError
+from etl.names import FLAGS, PARSE_ERRORS, REASONS
 from etl.quality.rowspec import RowCheck, RowSpec, family_of, load_row_spec
 from etl.stage.labels import label_lists
 
@@ -55,9 +56,6 @@ __all__ = [
     "pandera_schema",
 ]
 
-PARSE_ERRORS = "_parse_errors"
-REASONS = "_reasons"
-FLAGS = "_flags"
 # Examples pandera keeps per failing check, for its own message; see the module docstring.
 N_FAILURE_CASES = 5
 

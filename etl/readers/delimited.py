@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from etl.names import LINE
 from etl.sources.files import SourceError
 
-LINE = "_line"  # lineage: the line of the file a row came from; the header is line 1
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _DUPLICATED = re.compile(r"(.*)_duplicated_\d+")  # polars' name for a repeated header name
 

@@ -14,9 +14,9 @@ import duckdb
 import polars as pl
 
 from etl.config.spec import Column
-from etl.readers.delimited import LINE, RawBatch
+from etl.names import LINE, READ_ERRORS
+from etl.readers.delimited import RawBatch
 from etl.sources.files import SourceError
-from etl.stage.mapping import READ_ERRORS
 
 RAW_JSON = "_raw"  # the line itself: what quarantine keeps as the raw record
 NUMERIC = ("integer", "float", "money")

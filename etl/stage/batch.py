@@ -25,18 +25,15 @@ import polars as pl
 import shapely
 
 from etl.config.spec import Column, Layout, Source
-from etl.readers.delimited import LINE, RawBatch, parse_delimited, reject_utf16
+from etl.names import DUPLICATE_KEY, FILE, FLAGS, LINE, NOT_A_TRIP, PARSE_ERRORS, REASONS
+from etl.readers.delimited import RawBatch, parse_delimited, reject_utf16
 from etl.readers.jsonl import RAW_JSON, extract_fields, parse_jsonl
 from etl.reference.boundary import add_in_dc_columns
 from etl.sources.fetch import LineTooLong
 from etl.sources.files import FileRef, SourceError
-from etl.stage.mapping import DUPLICATE_KEY, FILE, PARSE_ERRORS, require_columns, stage_frame
+from etl.stage.mapping import require_columns, stage_frame
 from etl.stage.repairs import AVAILABLE as REPAIRS_AVAILABLE
 from etl.stage.repairs import REPAIRS
-
-REASONS = "_reasons"
-FLAGS = "_flags"
-NOT_A_TRIP = "not_a_trip"
 
 # Row checks: the canonical frame in, (staged with `_flags`, rejected with `_reasons`) out.
 RowChecker = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]

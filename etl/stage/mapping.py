@@ -17,15 +17,10 @@ from datetime import timedelta
 import polars as pl
 
 from etl.config.spec import UNIT_FACTORS, Column
-from etl.readers.delimited import LINE
+from etl.names import DUPLICATE_KEY, FILE, LINE, PARSE_ERRORS, READ_ERRORS
 from etl.sources.files import SourceError
 
-FILE = "_file"  # lineage: the file a row came from (`ZIP!MEMBER` for a zip member)
-
-PARSE_ERRORS = "_parse_errors"
-READ_ERRORS = "_read_errors"  # what a reader found wrong with a row before mapping
 FALSE_VALUES = ("N", "n", "false", "False", "0")
-DUPLICATE_KEY = "duplicate_key"
 
 DTYPES: dict[str, pl.DataType] = {
     "string": pl.Utf8(),
