@@ -378,7 +378,7 @@ def test_a_passing_error_check_is_not_red():
 
 
 def test_observed_quantiles_are_rounded():
-    from etl.report.html import observed
+    from etl.report.blocks import observed
 
     value = '{"quantiles": [0.1, 0.5, 0.9], "values": [0.9196293645112542, 2.71, 15.0]}'
     assert observed(value) == "p10 0.9196, p50 2.71, p90 15"

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from etl.report.html import Html, key_values, note, section, table
+from etl.report.blocks import Html, key_values, note, section, table
 
 METRICS_FILE = "metrics.json"
 
