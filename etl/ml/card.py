@@ -25,9 +25,21 @@ TARGET_UNITS = {"duration_s": ("duration", "s"), "fare_usd": ("fare", "USD")}
 
 
 def model_card(summary: dict[str, Any], meta: dict[str, Any]) -> str:
+    """The model card (model_card.md): what the models are, their data, scores and limits."""
+    lines = [
+        *_data_lines(summary, meta),
+        *_estimator_lines(summary),
+        *_metric_lines(summary),
+        *_training_lines(meta),
+        *_limit_lines(summary, meta),
+    ]
+    return "\n".join(lines)
+
+
+def _data_lines(summary: dict[str, Any], meta: dict[str, Any]) -> list[str]:
     split = summary["split"]
     rows = summary["rows"]
-    lines = [
+    return [
         "# Baseline ETA and fare models",
         "",
         "Two LightGBM regressors trained by `etl train` on the curated warehouse: trip duration",
@@ -56,11 +68,11 @@ def model_card(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         "| --- | --- |",
         *(f"| `{name}` | {FEATURE_NOTES.get(name, '')} |" for name in meta["features"]),
         "",
-        *_estimator_lines(summary),
-        *_metric_lines(summary),
     ]
-    levels = ", ".join(f"`{s}`" for s in meta["levels"]["source"])
-    lines += [
+
+
+def _training_lines(meta: dict[str, Any]) -> list[str]:
+    return [
         "",
         "## Training",
         "",
@@ -74,6 +86,12 @@ def model_card(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         " threads: the same warehouse gives the same models. Saved in LightGBM's text format"
         " (`duration_model.txt`, `fare_model.txt`); `model.json` holds the feature order and"
         " category levels that `etl predict` needs.",
+    ]
+
+
+def _limit_lines(summary: dict[str, Any], meta: dict[str, Any]) -> list[str]:
+    levels = ", ".join(f"`{s}`" for s in meta["levels"]["source"])
+    return [
         "",
         "## Limits",
         "",
@@ -94,7 +112,6 @@ def model_card(summary: dict[str, Any], meta: dict[str, Any]) -> str:
         *_extrapolation_lines(summary, meta),
         "",
     ]
-    return "\n".join(lines)
 
 
 def _estimator_lines(summary: dict[str, Any]) -> list[str]:

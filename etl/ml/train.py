@@ -117,7 +117,24 @@ def train(
             lgb, train_rows, test_rows, target, (levels, features), baselines[target], log
         )
 
-    summary = {
+    summary = _summary(warehouse, out, table, (train_rows, test_rows), features, metrics)
+    meta = _meta(table, features, levels, specs, speeds)
+    _write(out, table, boosters, summary, meta)
+    log(f"wrote {out}")
+    return summary
+
+
+def _summary(
+    warehouse: Path,
+    out: Path,
+    table: pl.DataFrame,
+    split: tuple[pl.DataFrame, pl.DataFrame],
+    features: list[str],
+    metrics: dict[str, Any],
+) -> dict[str, Any]:
+    """What `etl train` returns and metrics.json holds: the split, the rows, the scores."""
+    train_rows, test_rows = split
+    return {
         "warehouse": str(warehouse),
         "out": str(out),
         "files": [TABLE_FILE, *MODEL_FILES.values(), METRICS_FILE, CARD_FILE, META_FILE],
@@ -135,7 +152,17 @@ def train(
         "features": features,
         "metrics": metrics,
     }
-    meta = {
+
+
+def _meta(
+    table: pl.DataFrame,
+    features: list[str],
+    levels: dict[str, list[Any]],
+    specs: dict[str, dict[str, Any]],
+    speeds: list[float],
+) -> dict[str, Any]:
+    """What a prediction needs besides the boosters (model.json): features, levels, region."""
+    return {
         "features": features,
         "levels": levels,
         "source_time_precision": dict(
@@ -156,9 +183,6 @@ def train(
         "params": PARAMS,
         "max_boost_round": NUM_ROUNDS,
     }
-    _write(out, table, boosters, summary, meta)
-    log(f"wrote {out}")
-    return summary
 
 
 def _train_target(

@@ -240,18 +240,7 @@ def run_suite(
     expectation that fails to compute (e.g. a missing column) is a failed result whose
     ``details["exception"]`` says why.
     """
-    results: list[CheckResult | None] = [None] * len(suite.expectations)
-    to_run: list[tuple[int, SuiteExpectation, dict]] = []
-    for i, exp in enumerate(suite.expectations):
-        missing: set[str] = set()
-        kwargs = substitute_params(exp.kwargs, params, missing)
-        if missing:
-            log.info("suite %s: %s skipped, no value for %s", suite.name, exp.name, sorted(missing))
-            results[i] = CheckResult(
-                suite.name, exp.name, exp.severity, True, None, dict(SKIPPED_NO_HISTORY)
-            )
-        else:
-            to_run.append((i, exp, kwargs))
+    results, to_run = _skip_without_params(suite, params)
     if not to_run:
         return results  # type: ignore[return-value]
 
@@ -278,6 +267,26 @@ def run_suite(
         else:
             results[i] = _to_check_result(suite.name, exp, kwargs, res)
     return results  # type: ignore[return-value]
+
+
+def _skip_without_params(
+    suite: Suite, params: Mapping[str, float]
+) -> tuple[list[CheckResult | None], list[tuple[int, SuiteExpectation, dict]]]:
+    """The results so far (a skipped check for each expectation a parameter it names has no
+    value for yet) and the expectations to run, by index, with their parameters filled in."""
+    results: list[CheckResult | None] = [None] * len(suite.expectations)
+    to_run: list[tuple[int, SuiteExpectation, dict]] = []
+    for i, exp in enumerate(suite.expectations):
+        missing: set[str] = set()
+        kwargs = substitute_params(exp.kwargs, params, missing)
+        if missing:
+            log.info("suite %s: %s skipped, no value for %s", suite.name, exp.name, sorted(missing))
+            results[i] = CheckResult(
+                suite.name, exp.name, exp.severity, True, None, dict(SKIPPED_NO_HISTORY)
+            )
+        else:
+            to_run.append((i, exp, kwargs))
+    return results, to_run
 
 
 def _build_gx_suite(suite: Suite, to_run: list[tuple[int, SuiteExpectation, dict]]) -> Any:

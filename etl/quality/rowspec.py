@@ -141,25 +141,42 @@ def _resolve(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         chain = " -> ".join(str(p) for p in (*seen, resolved))
         raise RowSpecError(f"{path}: `extends` makes a cycle: {chain}")
     doc, lines = _read(path)
+    base = _base(path, doc, (*seen, resolved))
+    return {
+        "columns": _merge_columns(path, base["columns"], doc.get("columns") or {}),
+        "checks": _merge_checks(path, doc, lines, base["checks"]),
+        "description": doc.get("description") or base["description"],
+    }
 
-    base: dict[str, Any] = {"columns": {}, "checks": [], "description": ""}
-    if doc.get("extends") is not None:
-        if not isinstance(doc["extends"], str):
-            raise RowSpecError(f"{path}: `extends` must be the path of another spec")
-        base_path = path.parent / doc["extends"]
-        if not base_path.is_file():
-            raise RowSpecError(f"{path}: `extends: {doc['extends']}`: no such file {base_path}")
-        base = _resolve(base_path, (*seen, resolved))
 
-    columns = dict(base["columns"])
-    for col, family in (doc.get("columns") or {}).items():
+def _base(path: Path, doc: dict[str, Any], seen: tuple[Path, ...]) -> dict[str, Any]:
+    """The resolved spec `doc` extends, or an empty one."""
+    if doc.get("extends") is None:
+        return {"columns": {}, "checks": [], "description": ""}
+    if not isinstance(doc["extends"], str):
+        raise RowSpecError(f"{path}: `extends` must be the path of another spec")
+    base_path = path.parent / doc["extends"]
+    if not base_path.is_file():
+        raise RowSpecError(f"{path}: `extends: {doc['extends']}`: no such file {base_path}")
+    return _resolve(base_path, seen)
+
+
+def _merge_columns(path: Path, inherited: dict[str, str], own: dict[Any, Any]) -> dict[str, str]:
+    columns = dict(inherited)
+    for col, family in own.items():
         if family not in FAMILIES:
             raise RowSpecError(
                 f"{path}: column {col!r} has type {family!r}; expected one of {', '.join(FAMILIES)}"
             )
         columns[str(col)] = family
+    return columns
 
-    checks: list[dict[str, Any]] = [dict(entry) for entry in base["checks"]]
+
+def _merge_checks(
+    path: Path, doc: dict[str, Any], lines: dict[int, int], inherited: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The inherited checks, overridden by this file's of the same name, then its new ones."""
+    checks: list[dict[str, Any]] = [dict(entry) for entry in inherited]
     index = {entry["name"]: i for i, entry in enumerate(checks)}
     own: set[str] = set()
     entries = doc.get("checks") or []
@@ -167,34 +184,14 @@ def _resolve(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         raise RowSpecError(f"{path}: `checks` must be a list of checks")
     for i, entry in enumerate(entries):
         where = f"{path}:{lines.get(i, '?')}"
-        if not isinstance(entry, dict):
-            raise RowSpecError(f"{where}: checks[{i}] must be a mapping, not {entry!r}")
-        name = entry.get("name")
-        if not name:
-            hint = ", ".join(f"{k}: {v}" for k, v in entry.items())
-            raise RowSpecError(f"{where}: checks[{i}] ({hint}) has no `name`")
-        if not isinstance(name, str) or not NAME.match(name):
-            raise RowSpecError(
-                f"{where}: check {name!r}: a name is lower case letters, digits and _"
-            )
-        if name in own:
-            raise RowSpecError(f"{where}: check {name!r} is defined twice in this file")
+        name = _check_name(where, i, entry, own)
         own.add(name)
-        unknown = sorted(set(entry) - CHECK_KEYS)
-        if unknown:
-            raise RowSpecError(
-                f"{where}: check {name!r}: unknown key(s) {', '.join(unknown)}; a test is one "
-                f"of {', '.join(TESTS)}, and other keys are "
-                f"{', '.join(sorted(CHECK_KEYS - set(TESTS)))}"
-            )
-        if not isinstance(entry.get("enabled", True), bool):
-            raise RowSpecError(f"{where}: check {name!r}: `enabled` is true or false")
         entry = {**entry, "_where": where}
         if name not in index and "kind" not in entry:
-            inherited = f" inherited from {doc['extends']}" if doc.get("extends") else ""
+            inherited_from = f" inherited from {doc['extends']}" if doc.get("extends") else ""
             raise RowSpecError(
                 f"{where}: check {name!r} needs `kind: reject` or `kind: flag`: "
-                f"it overrides no check{inherited}"
+                f"it overrides no check{inherited_from}"
             )
         if name in index:  # an override of an inherited check: only the keys it gives
             merged = checks[index[name]]
@@ -204,9 +201,31 @@ def _resolve(path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
         else:
             index[name] = len(checks)
             checks.append(entry)
+    return checks
 
-    description = doc.get("description") or base["description"]
-    return {"columns": columns, "checks": checks, "description": description}
+
+def _check_name(where: str, i: int, entry: Any, own: set[str]) -> str:
+    """The name of the file's `i`th check, once its keys are known to be usable."""
+    if not isinstance(entry, dict):
+        raise RowSpecError(f"{where}: checks[{i}] must be a mapping, not {entry!r}")
+    name = entry.get("name")
+    if not name:
+        hint = ", ".join(f"{k}: {v}" for k, v in entry.items())
+        raise RowSpecError(f"{where}: checks[{i}] ({hint}) has no `name`")
+    if not isinstance(name, str) or not NAME.match(name):
+        raise RowSpecError(f"{where}: check {name!r}: a name is lower case letters, digits and _")
+    if name in own:
+        raise RowSpecError(f"{where}: check {name!r} is defined twice in this file")
+    unknown = sorted(set(entry) - CHECK_KEYS)
+    if unknown:
+        raise RowSpecError(
+            f"{where}: check {name!r}: unknown key(s) {', '.join(unknown)}; a test is one "
+            f"of {', '.join(TESTS)}, and other keys are "
+            f"{', '.join(sorted(CHECK_KEYS - set(TESTS)))}"
+        )
+    if not isinstance(entry.get("enabled", True), bool):
+        raise RowSpecError(f"{where}: check {name!r}: `enabled` is true or false")
+    return name
 
 
 def _read(path: Path) -> tuple[dict[str, Any], dict[int, int]]:
@@ -259,33 +278,7 @@ def _compile(entry: dict[str, Any], declared: dict[str, str]) -> RowCheck:
     if column is not None and not isinstance(column, str):
         raise fail("`column` names one column")
 
-    test_name = tests[0]
-    arg = entry[test_name]
-    reads: list[str] = []
-    if test_name == "between":
-        test, reads = _between(arg, column, declared, fail)
-    elif test_name == "isin":
-        if column is None or not isinstance(arg, list) or not arg:
-            raise fail("`isin` needs `column:` and a non-empty list of values")
-        test, reads = pl.col(column).is_in(arg), [column]
-    elif test_name == "not_null":
-        if arg is True:
-            if column is None:
-                raise fail("`not_null: true` needs `column:`")
-            cols = [column]
-        elif isinstance(arg, str):
-            cols = [arg]
-        elif isinstance(arg, list) and arg and all(isinstance(c, str) for c in arg):
-            cols = arg
-        else:
-            raise fail("`not_null` is true (with `column:`), a column, or a list of columns")
-        test, reads = pl.all_horizontal([pl.col(c).is_not_null() for c in cols]), cols
-        if len(cols) == 1 and column is None:
-            column = cols[0]
-    else:
-        test, reads = _sql(arg, "expr", fail)
-        if column is not None:
-            reads = [*reads, column]
+    test, reads, column = _test(tests[0], entry[tests[0]], column, declared, fail)
 
     when = None
     if entry.get("when") is not None:
@@ -311,6 +304,40 @@ def _compile(entry: dict[str, Any], declared: dict[str, str]) -> RowCheck:
         description=str(entry.get("description") or ""),
         where=where,
     )
+
+
+def _test(
+    test_name: str, arg: Any, column: str | None, declared: dict[str, str], fail
+) -> tuple[pl.Expr, list[str], str | None]:
+    """A check's test as an expression, the columns it reads, and the column it is about."""
+    if test_name == "between":
+        test, reads = _between(arg, column, declared, fail)
+    elif test_name == "isin":
+        if column is None or not isinstance(arg, list) or not arg:
+            raise fail("`isin` needs `column:` and a non-empty list of values")
+        test, reads = pl.col(column).is_in(arg), [column]
+    elif test_name == "not_null":
+        reads = _not_null_columns(arg, column, fail)
+        test = pl.all_horizontal([pl.col(c).is_not_null() for c in reads])
+        if len(reads) == 1 and column is None:
+            column = reads[0]
+    else:
+        test, reads = _sql(arg, "expr", fail)
+        if column is not None:
+            reads = [*reads, column]
+    return test, reads, column
+
+
+def _not_null_columns(arg: Any, column: str | None, fail) -> list[str]:
+    if arg is True:
+        if column is None:
+            raise fail("`not_null: true` needs `column:`")
+        return [column]
+    if isinstance(arg, str):
+        return [arg]
+    if isinstance(arg, list) and arg and all(isinstance(c, str) for c in arg):
+        return arg
+    raise fail("`not_null` is true (with `column:`), a column, or a list of columns")
 
 
 def _dry_run(checks: tuple[RowCheck, ...], columns: dict[str, str]) -> None:

@@ -204,27 +204,7 @@ def match_trips(
         _run(con, "haversine_macro", params)
         _run(con, "candidates", params)
         _run(con, "create_accepted", params)
-        remaining = _count_remaining(con)
-        log.info("match %s x %s: %d candidate pairs", left, right, remaining)
-        rounds = 0
-        # The loop is over resolution rounds, never over rows or pairs: each iteration is two
-        # set-based statements on the (shrinking) candidate table, and it usually ends after
-        # 2 to 4 rounds.
-        while remaining and rounds < max_rounds:
-            rounds += 1
-            params["round"] = rounds
-            _run(con, "accept_round", params)
-            _run(con, "prune_round", params)
-            remaining = _count_remaining(con)
-        if remaining:
-            log.warning(
-                "match %s x %s: %d candidate pairs still unresolved after %d rounds; the trips "
-                "they involve are left unmatched (the accepted pairs are still one-to-one)",
-                left,
-                right,
-                remaining,
-                rounds,
-            )
+        rounds = _resolve(con, params, max_rounds)
         _run(con, "finalize", params)
         con.execute(f"DROP TABLE IF EXISTS temp.main.{_quote_identifier(name)}")
         con.execute(f"ALTER TABLE temp.main._match_result RENAME TO {_quote_identifier(name)}")
@@ -233,6 +213,34 @@ def match_trips(
         # Work tables go even when a statement fails, so a retry starts clean.
         _run(con, "cleanup", {})
     return name
+
+
+def _resolve(con: duckdb.DuckDBPyConnection, params: dict[str, object], max_rounds: int) -> int:
+    """Accept and prune candidate pairs round by round until none is left (or `max_rounds`);
+    the number of rounds it took."""
+    left, right = params["left_table"], params["right_table"]
+    remaining = _count_remaining(con)
+    log.info("match %s x %s: %d candidate pairs", left, right, remaining)
+    rounds = 0
+    # The loop is over resolution rounds, never over rows or pairs: each iteration is two
+    # set-based statements on the (shrinking) candidate table, and it usually ends after
+    # 2 to 4 rounds.
+    while remaining and rounds < max_rounds:
+        rounds += 1
+        params["round"] = rounds
+        _run(con, "accept_round", params)
+        _run(con, "prune_round", params)
+        remaining = _count_remaining(con)
+    if remaining:
+        log.warning(
+            "match %s x %s: %d candidate pairs still unresolved after %d rounds; the trips "
+            "they involve are left unmatched (the accepted pairs are still one-to-one)",
+            left,
+            right,
+            remaining,
+            rounds,
+        )
+    return rounds
 
 
 def _count_remaining(con: duckdb.DuckDBPyConnection) -> int:
