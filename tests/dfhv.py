@@ -7,7 +7,7 @@ from pathlib import Path
 
 from etl.sample.taxi import COLUMNS_2015_2019
 
-# The 2015-2019 release's header, as the sample generator writes it (dfhv-facts.md).
+# The 2015-2019 release's header, as the sample generator writes it (docs/data.md).
 HEADER_2015 = COLUMNS_2015_2019
 
 

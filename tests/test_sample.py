@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 import shapely
-from dfhv import HEADER_2015 as COLUMNS_2015_2019  # the published header (dfhv-facts.md)
+from dfhv import HEADER_2015 as COLUMNS_2015_2019  # the published header (docs/data.md)
 
 from etl.sample import write_sample
 from etl.sample.company import DISPATCH_JOBS_PER_SCALE

@@ -1,6 +1,6 @@
 """The nightly load, `etl run`: write, audit, publish.
 
-The order of work (design.md, "Data flow"):
+The order of work (docs/architecture.md, "The data flow of `etl run`"):
 
 1. **write**: discover each source's files and skip those the manifest already holds; read,
    stage and row-check each new or changed file into `staging.<source>` tagged with this run's

@@ -1,6 +1,6 @@
 """The acquired courier company's monthly CSV exports, with their known defects.
 
-Format (company-silos.md): comma separated, CRLF line endings, local DC times as
+Format (docs/data.md, "Silo 2: courier"): comma separated, CRLF line endings, local DC times as
 `MM/DD/YYYY hh:mm:ss AM`, Cost as `$1,012.50` (quoted when it holds a comma), a final control
 line `TOTAL ROWS: N` counting the data rows. Defects: exact duplicate rows, lat/lon swapped in
 one point, blank lines, end before start, and start times in the repeated autumn hour and the

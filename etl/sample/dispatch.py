@@ -1,7 +1,8 @@
 """The company's dispatch exports: one JSON Lines file per local day, some gzipped.
 
-Format (company-silos.md): UTC ISO times, kilometres, integer cents; a job can re-appear with a
-newer `updated_at` in the same or a later file (newest wins); some lines are broken.
+Format (docs/data.md, "Silo 1: dispatch"): UTC ISO times, kilometres, integer cents; a job can
+re-appear with a newer `updated_at` in the same or a later file (newest wins); some lines are
+broken.
 """
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ COLUMNS_2020_ON = [
 FARE_MIN, FARE_MAX = 3.25, 180.0
 MILEAGE_OUTLIER_MILES = 100.0  # no real trip from DC (airports included) comes near this
 
-# Defect rates, from dfhv-facts.md.
+# Defect rates, from docs/data.md ("Known quality problems").
 MISSING_PICKUP_RATE = 0.16
 MISSING_DROPOFF_RATE = 0.22
 FARE_OUT_OF_RANGE_RATE = 0.0049

@@ -3,8 +3,9 @@
 After the courier acquisition some vehicles logged a trip in both the dispatch system and the
 courier system under different ids. Their clocks and GPS units differ, so the two records agree
 only within a tolerance: pickup times within two minutes, pickup *and* drop-off points within
-100 m (see ``shared/company-silos.md``). :func:`match_trips` finds those pairs so the curated
-layer can keep each physical trip once and record the pair in ``quality.matches``.
+100 m (see ``docs/data.md``, "Where the silos overlap"). :func:`match_trips` finds those pairs
+so the curated layer can keep each physical trip once and record the pair in
+``quality.matches``.
 
 How it works (the heavy lifting is SQL in ``warehouse/integrate/match_trips.sql``;
 Python only orchestrates):
