@@ -61,7 +61,7 @@ class SourceError(EtlError):
     """A file or container that cannot be read; the message is one line for the user."""
 
 
-class RowSpecError(EtlError, ValueError):
+class RowSpecError(EtlError):
     """A row-check spec that cannot be used; the message names the file, line and check."""
 
 
