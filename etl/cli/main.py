@@ -34,12 +34,6 @@ def _flag_takes_no_value(option: TyperOption, ctx: typer.Context) -> str | None:
 TyperOption.display_type_rich = _flag_takes_no_value
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one line to stderr and return the Exit to raise."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 class _Commands(TyperGroup):
     """The commands, and the one place an error meant for the user becomes a line and a code."""
 
@@ -71,6 +65,12 @@ DataRootOption = Annotated[
     Path, typer.Option("--data-root", envvar="ETL_DATA_ROOT", help="Root of the source files.")
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print one line to stderr and return the Exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
 
 
 @app.callback()
