@@ -1,9 +1,10 @@
 """What the command line does with an error no command expected.
 
-Every command turns the errors it knows (bad config, unreadable input) into one line and exit
-code 2. What is left is either the machine's fault (a full disk, a read-only or unreadable
-folder: one line naming it, exit 2) or a bug (exit 3: one line, and the traceback in a log file
-beside the warehouse, `warehouse/logs/`, or in the temp folder when that cannot be written).
+Every error meant for the user (bad config, unreadable input: an `etl.errors.EtlError`) becomes
+one line and its exit code in etl/cli/main.py. What is left is either the machine's fault (a
+full disk, a read-only or unreadable folder: one line naming it, exit 2) or a bug (exit 3: one
+line, and the traceback in a log file beside the warehouse, `warehouse/logs/`, or in the temp
+folder when that cannot be written).
 A traceback is never printed: it helps whoever fixes the bug, not whoever runs the command.
 Ctrl-C or a scheduler's SIGTERM ends the command with one line and exit 130 (click would print
 "Aborted!" and exit 1, the code of a failed audit); a run stopped so is recovered by the next
@@ -22,9 +23,10 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from etl.errors import EXIT_BAD_INPUT
 from etl.paths import DEFAULT_WAREHOUSE
 
-EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 2, 3, 130
+EXIT_INTERNAL, EXIT_INTERRUPTED = 3, 130  # a bug; a signal
 
 # The errors of the machine a command runs on, not of the code: each is fixed by its operator.
 ENVIRONMENT_ERRNOS = {
