@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,12 @@ class ConfigError(Exception):
     """A config that cannot be used; the message is one line meant for the user."""
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path, formats: Mapping[str, str] | None = None) -> Config:
     """Parse and validate a sources file.
+
+    `formats` are the file formats a source may declare, each with the entity its rows are
+    (`etl.readers.formats()`: the reader registry, which sits above this layer); without it,
+    a format is not checked here.
 
     Raises ConfigError whose message reads like `sources.yaml:14: sources.dc_taxi.delimiter:
     a delimiter is one character`.
@@ -42,7 +47,9 @@ def load_config(path: Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'sources' key")
     try:
-        config = Config.model_validate(data, context={"config_dir": path.parent})
+        config = Config.model_validate(
+            data, context={"config_dir": path.parent, "formats": formats}
+        )
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, _key_lines(node))) from None
     for name, source in config.sources.items():
