@@ -9,7 +9,7 @@ imports another layer for it. Reasons a row-check spec gives are named in its YA
 # Lineage: where a staged or quarantined row came from (the warehouse contract's columns).
 RUN_ID = "_run_id"  # the run that loaded it
 FILE = "_file"  # the file, relative to the data root; `ZIP!MEMBER` for a zip member
-LINE = "_line"  # the line of the file; the header is line 1
+LINE = "_line"  # the line of a text file (the header is line 1); a Parquet row's 1-based ordinal
 
 # Labels: lists of names a row carries through staging and checking.
 READ_ERRORS = "_read_errors"  # what a reader found wrong with a row before mapping

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,12 @@ from etl.config.yaml_doc import YamlLimits, parse, read_limited
 from etl.errors import ConfigError, YamlError
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: Path, formats: Mapping[str, str] | None = None) -> Config:
     """Parse and validate a sources file.
+
+    `formats` are the file formats a source may declare, each with the entity its rows are
+    (`etl.readers.formats()`: the reader registry, which sits above this layer); without it,
+    a format is not checked here.
 
     Raises ConfigError whose message reads like `sources.yaml:14: sources.dc_taxi.delimiter:
     a delimiter is one character`.
@@ -39,7 +44,9 @@ def load_config(path: Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'sources' key")
     try:
-        config = Config.model_validate(data, context={"config_dir": path.parent})
+        config = Config.model_validate(
+            data, context={"config_dir": path.parent, "formats": formats}
+        )
     except ValidationError as exc:
         raise ConfigError(_describe(exc, path, _key_lines(node))) from None
     for name, source in config.sources.items():

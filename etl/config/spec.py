@@ -7,6 +7,7 @@ declares the unit its source uses and staging converts.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Literal
 
@@ -91,7 +92,7 @@ class Layout(Strict):
 class Source(Strict):
     """One silo: where its files are, how to read them, how its columns map."""
 
-    format: Literal["delimited", "jsonl", "geojson"]
+    format: str = Field(description="a reader's format name (etl.readers.READERS)")
     entity: Literal["trip", "boundary"] = "trip"
     files: tuple[str, ...] = Field(
         description="paths or globs under the data root, or http(s) URLs", min_length=1
@@ -114,11 +115,32 @@ class Source(Strict):
     trips_where: str | None = Field(
         None, description="SQL condition on staged fields: rows that are trips (others: not_a_trip)"
     )
+    latest_version: str | None = Field(
+        None,
+        description="the key field that numbers a record's versions: the newest is the trip, "
+        "older ones are excluded from curated.trips as superseded_version",
+    )
+    time_precision: Literal["second", "hour"] = Field(
+        "second", description="how precise the source's times are (DFHV rounds to the hour)"
+    )
+    location_precision: Literal["exact", "block"] = Field(
+        "exact", description="exact GPS points, or points snapped to a block (DFHV)"
+    )
     repairs: tuple[Literal["swapped_coordinates"], ...] = ()
     row_checks: str | None = Field(None, description="row-check spec under schemas/")
     suite: str | None = Field(None, description="batch suite under schemas/suites/")
     layouts: tuple[Layout, ...] = ()
     columns: dict[str, Column] = {}
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, name: str, info: ValidationInfo) -> str:
+        known = (info.context or {}).get("formats")
+        if known is not None and name not in known:
+            close = difflib.get_close_matches(name, list(known), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"unknown format {name!r} ({hint}known: {', '.join(sorted(known))})")
+        return name
 
     @field_validator("delimiter")
     @classmethod
@@ -169,6 +191,20 @@ class Source(Strict):
                 )
         if self.entity == "trip" and not self.columns:
             raise ValueError("a trip source maps at least one column")
+        if self.latest_version is not None and (
+            self.latest_version not in self.key or len(self.key) < 2
+        ):
+            raise ValueError(
+                f"latest_version {self.latest_version!r} is one field of the key, beside "
+                f"the record's id (key: {list(self.key)})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _format_reads_entity(self, info: ValidationInfo) -> Source:
+        entity = ((info.context or {}).get("formats") or {}).get(self.format, self.entity)
+        if entity != self.entity:
+            raise ValueError(f"format {self.format!r} reads {entity} rows, not {self.entity}")
         return self
 
     def layout_for(self, name: str) -> Layout | None:

@@ -7,27 +7,42 @@ the whole buffer at once on all cores.
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass
 
 import polars as pl
 
+from etl.config.spec import Layout, Source
+from etl.errors import SourceError
 from etl.names import LINE
-from etl.sources.files import SourceError
+from etl.readers.base import RawBatch, Reader
 
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _DUPLICATED = re.compile(r"(.*)_duplicated_\d+")  # polars' name for a repeated header name
 
 
-@dataclass(frozen=True)
-class RawBatch:
-    """One file's rows as raw text, with what the file said about itself."""
+class _DelimitedFile:
+    """One file's pieces: the header line is the first piece's, put before each later one."""
 
-    frame: pl.DataFrame  # one Utf8 column per header name, plus `_line`
-    header: tuple[str, ...]
-    blank_lines: int  # empty lines between the rows: not rows, but counted
-    control_total: int | None  # the count a trailer line declared, if the source has one
-    trailer_found: bool
+    def __init__(self, source: Source, layout: Layout | None) -> None:
+        self.delimiter = (layout.delimiter if layout else None) or source.delimiter
+        self.encoding = source.encoding
+        self.trailer = source.trailer
+        self.header = b""
+
+    def parse(self, data: bytes, last: bool, first_line: int) -> RawBatch:
+        first = first_line == 1
+        if first:
+            reject_utf16(data, self.encoding)
+            self.header = data[: data.find(b"\n") + 1]
+        raw = parse_delimited(
+            data if first else self.header + data,
+            self.delimiter,
+            encoding=self.encoding,
+            trailer=self.trailer if last else None,
+            first_line=first_line + first,  # the header is line 1
+        )
+        return dataclasses.replace(raw, header_lines=int(first))
 
 
 def parse_delimited(
@@ -145,3 +160,6 @@ def _parse_failure(exc: Exception, data: bytes, first_line: int) -> str:
     if "more fields" in message:
         return "a row has more fields than the header"
     return f"cannot parse: {message}"
+
+
+READER = Reader("delimited", "trip", by_lines=True, typed=False, open=_DelimitedFile)

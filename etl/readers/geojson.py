@@ -7,6 +7,7 @@ import polars as pl
 import shapely
 
 from etl.engine.duckdb.warehouse import table_exists
+from etl.readers.base import Reader
 from etl.reference.boundary import load_boundary
 from etl.sources.files import FileRef, SourceError
 
@@ -42,3 +43,7 @@ def stored_boundary(con: duckdb.DuckDBPyConnection, table: str) -> shapely.Geome
     polygon = shapely.union_all([shapely.from_wkt(wkt) for (wkt,) in rows])
     shapely.prepare(polygon)
     return polygon
+
+
+# A GeoJSON file is one JSON text, read whole by `read_boundary`; its rows are not mapped.
+READER = Reader("geojson", "boundary", by_lines=False, typed=True, open=None)

@@ -13,10 +13,11 @@ import functools
 import duckdb
 import polars as pl
 
-from etl.config.spec import Column
+from etl.config.spec import Column, Layout, Source
+from etl.errors import SourceError
 from etl.names import LINE, READ_ERRORS
-from etl.readers.delimited import RawBatch
-from etl.sources.files import SourceError
+from etl.readers.base import RawBatch, Reader
+from etl.readers.delimited import reject_utf16
 
 RAW_JSON = "_raw"  # the line itself: what quarantine keeps as the raw record
 NUMERIC = ("integer", "float", "money")
@@ -26,6 +27,17 @@ NUMERIC = ("integer", "float", "money")
 def _engine() -> duckdb.DuckDBPyConnection:
     """One in-memory DuckDB for all JSON parsing: connecting per file costs more than parsing."""
     return duckdb.connect()
+
+
+class _JsonLinesFile:
+    def __init__(self, source: Source, layout: Layout | None) -> None:
+        self.encoding = source.encoding
+        self.columns = source.columns_for(layout)
+
+    def parse(self, data: bytes, last: bool, first_line: int) -> RawBatch:
+        if first_line == 1:
+            reject_utf16(data, self.encoding)
+        return parse_jsonl(data, self.columns, first_line=first_line)
 
 
 def parse_jsonl(data: bytes, columns: dict[str, Column], first_line: int = 1) -> RawBatch:
@@ -112,3 +124,8 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
         return pl.from_arrow(con.sql(query, params={"known": known_fields}).to_arrow_table())
     finally:
         con.unregister("lines")
+
+
+READER = Reader(
+    "jsonl", "trip", by_lines=True, typed=False, open=_JsonLinesFile, prepare=extract_fields
+)

@@ -42,6 +42,7 @@ from etl.paths import WAREHOUSE_DIR, project_models
 from etl.quality.audit import SourceCheck, audit_run, preload_great_expectations
 from etl.quality.batch import load_suite
 from etl.quality.rowspec import RowSpecError, load_row_spec
+from etl.readers import READERS, formats
 from etl.readers.geojson import read_boundary, stored_boundary
 from etl.run.crashpoints import crash_point
 from etl.run.reporter import Reporter, SilentReporter
@@ -130,7 +131,7 @@ def run(
     reporter: Reporter | None = None,
 ) -> RunResult:
     """Load every source, audit and publish. Raises ConfigError/SourceError for bad usage."""
-    config = load_config(config_path)
+    config = load_config(config_path, formats())
     checkers = _row_checkers(config, config_path.parent)
     _check_suites(config, config_path.parent)
     if not data_root.is_dir():
@@ -211,8 +212,8 @@ class _Run:
         self.outcomes: list[FileOutcome] = []
         self.checks: list[SourceCheck] = []
         self.skipped = 0
-        models_dir, self.models_config = project_models(config_path.parent)
-        self.models = models.discover(models_dir)
+        models_dir, _ = project_models(config_path.parent)
+        self.models = models.discover(models_dir, config)  # its intermediate views: generated
         self.models_sha = models.fingerprint(self.models)
         self.boundary: shapely.Geometry | None = None
         self.seen_keys: pl.DataFrame | None = None  # of a file staged in pieces, so far
@@ -281,16 +282,9 @@ class _Run:
                 )
 
     def _ensure_staging_tables(self) -> None:
-        """Every trip source has its staging table, even before it has files: models read them.
-
-        The SQL models are written for the sources.yaml beside them (paths.project_models). A config
-        that leaves some of them out still builds the models, over empty tables of their shape.
-        """
-        sources = dict(self.config.sources)
-        if self.models_config.exists():
-            for name, source in load_config(self.models_config).sources.items():
-                sources.setdefault(name, source)
-        for name, source in sources.items():
+        """Every trip source has its staging table, even before it has files: its generated
+        intermediate view reads it."""
+        for name, source in self.config.sources.items():
             if source.entity == "trip":
                 # A text key is unique: stored as it is (see `-- uncompressed:` in the models).
                 columns = source.columns_for(None)
@@ -742,7 +736,7 @@ def _prefetch(
     def pieces() -> Iterator[tuple[FileRef, Source, Piece | SourceError]]:
         for ref, source in todo:
             try:
-                lines = source.format != "geojson"  # a GeoJSON file is one JSON text
+                lines = READERS[source.format].by_lines  # else read whole (GeoJSON, Parquet)
                 for piece in read_pieces(ref, PIECE_BYTES, limits, lines):
                     yield ref, source, piece
                     del piece  # the caller's now, and large

@@ -26,12 +26,13 @@ import shapely
 
 from etl.config.spec import Column, Layout, Source
 from etl.names import DUPLICATE_KEY, FILE, FLAGS, LINE, NOT_A_TRIP, PARSE_ERRORS, REASONS
-from etl.readers.delimited import RawBatch, parse_delimited, reject_utf16
-from etl.readers.jsonl import RAW_JSON, extract_fields, parse_jsonl
+from etl.readers import READERS
+from etl.readers.base import RawBatch
+from etl.readers.jsonl import RAW_JSON
 from etl.reference.boundary import add_in_dc_columns
 from etl.sources.fetch import LineTooLong
 from etl.sources.files import FileRef, SourceError
-from etl.stage.mapping import require_columns, stage_frame
+from etl.stage.mapping import check_types, require_columns, stage_frame
 from etl.stage.repairs import AVAILABLE as REPAIRS_AVAILABLE
 from etl.stage.repairs import REPAIRS
 
@@ -80,47 +81,37 @@ class StagedBatch:
 
 
 class FileReader:
-    """Parses one file's pieces (`etl.sources.fetch.read_pieces`) in order with its source's
-    reader, carrying over what a piece needs from those before it: the header line, the line
-    number it starts at, and the rows so far, which a trailer's control total must match."""
+    """Parses one file's pieces (`etl.sources.fetch.read_pieces`) in order with its format's
+    reader (`etl.readers.READERS`), carrying over what a piece needs from those before it: the
+    line number it starts at, and the rows so far, which a trailer's control total must match."""
 
     def __init__(self, ref: FileRef, source: Source) -> None:
         self.ref = ref
         self.source = source
         self.layout = source.layout_for(ref.name)
         self.columns = source.columns_for(self.layout)
-        delimiter = self.layout.delimiter if self.layout else None
-        self.delimiter = delimiter or source.delimiter
-        self.header = b""  # the delimited file's header line, put before its later pieces
+        reader = READERS[source.format]
+        self.parser = reader.open(source, self.layout) if reader.open else None
+        self.typed = reader.typed
         self.next_line = 1  # the file's line number of the piece's first line
         self.rows = 0
 
-    def read(self, data: bytes, last: bool) -> FileRead:
-        """Parse the next piece. Raises SourceError for a piece, or a file, that can't be."""
-        source, first = self.source, self.next_line == 1
-        if first:
-            reject_utf16(data, source.encoding)
-        if source.format == "delimited":
-            if first:
-                self.header = data[: data.find(b"\n") + 1]
-            raw = parse_delimited(
-                data if first else self.header + data,
-                self.delimiter,
-                encoding=source.encoding,
-                trailer=source.trailer if last else None,
-                first_line=self.next_line + first,  # the header is line 1
-            )
-        elif source.format == "jsonl":
-            raw = parse_jsonl(data, self.columns, first_line=self.next_line)
-        else:
-            raise SourceError(f"format {source.format!r} holds no trip rows")
+    def read(self, data: bytes, last: bool) -> FileRead | None:
+        """Parse the next piece; None while the reader gathers a whole file. Raises SourceError
+        for a piece, or a file, that can't be."""
+        if self.parser is None:
+            raise SourceError(f"format {self.source.format!r} holds no trip rows")
+        raw = self.parser.parse(data, last, self.next_line)
+        if raw is None:
+            return None
         # Checked per file, so that one file without a column fails alone, not its whole batch.
         require_columns(raw.header, self.columns)
-        # Every line is a row or a blank line (delimited text checks it), or the header.
-        header = first and source.format == "delimited"
-        self.next_line += raw.frame.height + raw.blank_lines + header
+        if self.typed:
+            check_types(raw.frame.schema, self.columns)
+        # Every line is a row, a blank line (delimited text checks it) or a header line.
+        self.next_line += raw.frame.height + raw.blank_lines + raw.header_lines
         self.rows += raw.frame.height
-        if last and source.trailer is not None:
+        if last and self.source.trailer is not None:
             _reconcile_trailer(raw, self.rows)
         return FileRead(self.ref, self.layout, raw, last)
 
@@ -170,12 +161,14 @@ def stage_files(
     `keys_elsewhere` finds the rows whose key another file already holds: duplicates as well.
     """
     columns = source.columns_for(reads[0].layout)
+    reader = READERS[source.format]
     raw = pl.concat(
         [r.raw.frame.with_columns(pl.lit(r.ref.path).alias(FILE)) for r in reads],
-        how="diagonal",
+        # Typed files of one source may differ in width (Int32 here, Int64 there).
+        how="diagonal_relaxed" if reader.typed else "diagonal",
     )
-    if source.format == "jsonl":
-        raw = extract_fields(raw, columns)
+    if reader.prepare is not None:
+        raw = reader.prepare(raw, columns)
     canonical = _canonical(raw, source, columns, boundary, seen_keys)
     # Files are read in order: only the batch's last file may have pieces still to come.
     continued = [] if reads[-1].last else [reads[-1].ref.path]

@@ -17,8 +17,8 @@ from datetime import timedelta
 import polars as pl
 
 from etl.config.spec import UNIT_FACTORS, Column
+from etl.errors import SourceError
 from etl.names import DUPLICATE_KEY, FILE, LINE, PARSE_ERRORS, READ_ERRORS
-from etl.sources.files import SourceError
 
 FALSE_VALUES = ("N", "n", "false", "False", "0")
 
@@ -51,7 +51,10 @@ def stage_frame(
     require_columns(raw.columns, columns)
     present = {f: c for f, c in columns.items() if c.source in raw.columns}
     lineage = [c for c in (FILE, LINE) if c in raw.columns]
-    steps = [_Conversion.of(field, column) for field, column in present.items()]
+    steps = [
+        _Conversion.of(field, column, raw.schema[column.source])
+        for field, column in present.items()
+    ]
     failures = _failures(steps)
     flags = [f"__fail_{i}" for i in range(len(failures))]
 
@@ -110,6 +113,9 @@ def _parse(
     texts = []
     for field, column in present.items():
         text = pl.col(column.source)
+        if raw.schema[column.source] != pl.Utf8:  # a typed value: its nulls are nulls already
+            texts.append(text.alias(_text(field)))
+            continue
         text = text.str.strip_chars() if strip else text
         texts.append(pl.when(text.is_in(tokens)).then(None).otherwise(text).alias(_text(field)))
     lineage = [c for c in (FILE, LINE) if c in raw.columns]
@@ -213,7 +219,9 @@ class _Conversion:
     fallback: pl.Expr | None = None  # a costlier value for texts `value` fails on
 
     @classmethod
-    def of(cls, field: str, column: Column) -> _Conversion:
+    def of(cls, field: str, column: Column, dtype: pl.DataType = pl.Utf8()) -> _Conversion:
+        if dtype != pl.Utf8:
+            return _typed(field, column, dtype)
         text = pl.col(_text(field))
         parsed_badly = text.is_not_null() & pl.col(field).is_null()
         unparseable = [(f"unparseable:{field}", parsed_badly)]
@@ -236,6 +244,51 @@ class _Conversion:
         return cls(field, [], value, unparseable, fallback=fallback)
 
 
+def _typed(field: str, column: Column, dtype: pl.DataType) -> _Conversion:
+    """A column that came typed (Parquet), of a kind `check_types` accepted: cast to the
+    field's type and unit. A value the cast loses (an integer out of range) is a null with the
+    reason `unparseable:<field>`."""
+    value = pl.col(_text(field))
+    lost = [(f"unparseable:{field}", value.is_not_null() & pl.col(field).is_null())]
+    if dtype == pl.Null or column.type in ("string", "boolean"):
+        return _Conversion(field, [], value.cast(DTYPES[column.type]), [])
+    if column.type != "timestamp":
+        return _Conversion(field, [], _number(value, column), lost)
+    if isinstance(dtype, pl.Datetime) and dtype.time_zone is not None:
+        utc = value.dt.convert_time_zone("UTC").cast(DTYPES["timestamp"])
+        return _Conversion(field, [], utc, [])
+    naive = value.cast(pl.Datetime("us"))
+    if column.timezone is None:  # a naive time with no zone declared is UTC
+        return _Conversion(field, [], naive.dt.replace_time_zone("UTC"), [])
+    return _timestamp(field, column, naive)
+
+
+def check_types(schema: pl.Schema, columns: dict[str, Column]) -> None:
+    """Raise SourceError naming each typed column whose kind its field cannot be read from
+    (a date mapped to a fare); a text column is parsed value by value instead."""
+
+    def numeric(t: pl.DataType) -> bool:
+        return t.is_numeric()
+
+    kinds = {
+        "integer": numeric,
+        "float": numeric,
+        "money": numeric,
+        "boolean": lambda t: t == pl.Boolean,
+        "timestamp": lambda t: isinstance(t, (pl.Datetime, pl.Date)),
+    }
+    wrong = [
+        f"{c.source} ({schema[c.source]}, mapped as {c.type})"
+        for c in columns.values()
+        if c.source in schema
+        and schema[c.source] not in (pl.Utf8, pl.Null)
+        and c.type in kinds
+        and not kinds[c.type](schema[c.source])
+    ]
+    if wrong:
+        raise SourceError(f"column of the wrong type: {', '.join(wrong)}")
+
+
 def _number(text: pl.Expr, column: Column) -> pl.Expr:
     value = text.cast(DTYPES[column.type], strict=False)
     if column.unit and UNIT_FACTORS[column.unit] != 1.0:
@@ -243,7 +296,8 @@ def _number(text: pl.Expr, column: Column) -> pl.Expr:
     return value
 
 
-def _timestamp(field: str, column: Column) -> _Conversion:
+def _timestamp(field: str, column: Column, naive_value: pl.Expr | None = None) -> _Conversion:
+    """A timestamp from text, or from a typed naive time (`naive_value`) in a local zone."""
     text = pl.col(_text(field))
     if column.timezone is None:
         # The text carries its own offset (ISO 8601 with Z or +hh:mm).
@@ -261,9 +315,9 @@ def _timestamp(field: str, column: Column) -> _Conversion:
     naive, local, shifted = (pl.col(f"__{part}_{field}") for part in ("naive", "local", "shifted"))
     zone = column.timezone
     ambiguous = "null" if column.ambiguous == "reject" else column.ambiguous
-    parse = [
-        text.str.strptime(pl.Datetime("us"), column.format, strict=False).alias(f"__naive_{field}")
-    ]
+    if naive_value is None:
+        naive_value = text.str.strptime(pl.Datetime("us"), column.format, strict=False)
+    parse = [naive_value.alias(f"__naive_{field}")]
     # A null `local` from a parsed `naive` is a wall-clock time the DST change skipped or
     # repeated. shift_forward reads a skipped time with the offset in force before the change
     # (02:30 on the March day becomes 03:30 daylight time), as the clocks that wrote it did.

@@ -63,13 +63,7 @@ def build_curated(
     changes = None
     if loaded is not None:
         # A new file on either side of a match can change which records of both sides stay.
-        touched = {source for source, _ in loaded}
-        rematch = {
-            side
-            for m in config.integrate.matches
-            if {m.left, m.right} & touched
-            for side in (m.left, m.right)
-        }
+        rematch = rematched_sources(config, {source for source, _ in loaded})
         changes = sql_models.Changes(
             files=tuple(sorted(path for _, path in loaded)), sources=tuple(sorted(rematch))
         )
@@ -77,6 +71,18 @@ def build_curated(
     sql_models.build(con, [m for m in models if m not in first], changes)
     totals = control_totals(con, run_id)
     return BuildSummary(matches, totals)
+
+
+def rematched_sources(config: Config, touched: set[str]) -> set[str]:
+    """The sources whose matches a new file of `touched` can change: those paired with one,
+    and with those, and so on (a record dropped by one pair changes what a later pair sees)."""
+    pairs = [{m.left, m.right} for m in config.integrate.matches]
+    rematch: set[str] = set()
+    while True:
+        grown = set().union(*(pair for pair in pairs if pair & (touched | rematch)))
+        if grown <= rematch:
+            return rematch
+        rematch |= grown
 
 
 def control_totals(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
@@ -120,7 +126,13 @@ def _write_calendar(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _write_matches(con: duckdb.DuckDBPyConnection, config: Config, run_id: str) -> int:
-    """Match each configured pair of sources; one table of kept and dropped records."""
+    """Match each configured pair of sources, in order; one table of kept and dropped records.
+
+    A record is dropped at most once: a pair does not see the records an earlier pair dropped.
+    A record one pair kept and a later pair dropped passes what it kept on to its own keeper,
+    so that no kept record is a dropped one and curated.trips keeps each physical trip once,
+    seen by every silo that logged it, however many silos there are.
+    """
     con.execute(
         """
         CREATE OR REPLACE TABLE intermediate.trip_matches (
@@ -131,16 +143,35 @@ def _write_matches(con: duckdb.DuckDBPyConnection, config: Config, run_id: str) 
     )
     total = 0
     for match in config.integrate.matches:
-        total += _match_pair(con, match, run_id)
+        total += _match_pair(con, match, run_id, after_others=total > 0)
+    for _ in config.integrate.matches:  # a chain of keepers is at most as long as the pairs
+        repointed = con.execute(
+            """
+            UPDATE intermediate.trip_matches AS m
+            SET kept_source = d.kept_source, kept_id = d.kept_id
+            FROM intermediate.trip_matches AS d
+            WHERE d.dropped_source = m.kept_source AND d.dropped_id = m.kept_id
+            """
+        ).fetchall()[0][0]
+        if not repointed:
+            break
     return total
 
 
-def _match_pair(con: duckdb.DuckDBPyConnection, match: Match, run_id: str) -> int:
+def _match_pair(
+    con: duckdb.DuckDBPyConnection, match: Match, run_id: str, after_others: bool = False
+) -> int:
+    # Records an earlier pair dropped are out; the anti-join is skipped when there are none.
+    not_dropped = (
+        " AND NOT EXISTS (SELECT 1 FROM intermediate.trip_matches AS m "
+        "WHERE m.dropped_source = t.source AND m.dropped_id = t.source_record_id)"
+    )
     for side, source in (("left", match.left), ("right", match.right)):
         # A view cannot take a parameter; the source name is a checked identifier.
         con.execute(
             f"CREATE OR REPLACE TEMP VIEW _match_{side} AS SELECT * FROM intermediate.all_trips "
-            f"WHERE source = '{source}' AND excluded_by IS NULL"
+            f"AS t WHERE source = '{source}' AND excluded_by IS NULL"
+            + (not_dropped if after_others else "")
         )
     tolerance = MatchTolerance(match.max_time_gap_s, match.max_distance_m)
     pairs = match_trips(con, "_match_left", "_match_right", tolerance)
