@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import date
 from typing import Any, NamedTuple, Protocol, TypeVar
 
 import polars as pl
@@ -85,6 +86,8 @@ class Publication:
     full_refresh: bool
     rebuild: bool  # every model, not only for the files loaded
     record: RunRecord
+    # The calendar's days from a first to a last date, both inclusive (etl.reference.calendar).
+    calendar: Callable[[date, date], pl.DataFrame]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import polars as pl
 from etl.config.spec import Config
 from etl.engine.base import Engine, NotReconciled, Publication
 from etl.quality.audit import audit_run
+from etl.reference.calendar import build_dim_date
 from etl.run.crashpoints import crash_point
 from etl.run.ledger import RunResult, RunSoFar, conclude
 from etl.run.reporter import Reporter
@@ -57,6 +58,7 @@ def publish(
         full_refresh=full_refresh,
         rebuild=full_refresh or engine.models_changed(),
         record=record,
+        calendar=build_dim_date,
     )
     published = engine.publish(publication, crash_point, reporter.stage)
     if isinstance(published, NotReconciled):

@@ -227,7 +227,13 @@ class DuckDBEngine:
         if not publication.rebuild:
             changed = [(record.source, record.path) for record in publication.loaded]
         summary = build_curated(
-            self.con, publication.config, publication.run_id, self.models, changed, progress
+            self.con,
+            publication.config,
+            publication.run_id,
+            self.models,
+            publication.calendar,
+            changed,
+            progress,
         )
         return summary.matches
 
