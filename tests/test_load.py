@@ -225,10 +225,10 @@ def test_values_padded_with_spaces_are_trimmed(wh):
 
 @pytest.mark.parametrize("piece_bytes, batch_rows", [(1_000, 30), (5_000, 10), (1_000, 3)])
 def test_large_file_read_in_pieces_equals_it_read_whole(tmp_path, piece_bytes, batch_rows):
-    """Memory follows the piece, not the file: a member over PIECE_BYTES is parsed and staged
-    in pieces (several to a batch, or one). Pieces must not change a count, a line number or a
-    reason; a key repeated across two pieces is still a duplicate; a blank line in a later piece
-    is still counted."""
+    """Memory follows the piece, not the file: a member over `LoadSizes.piece_bytes` is parsed
+    and staged in pieces (several to a batch, or one). Pieces must not change a count, a line
+    number or a reason; a key repeated across two pieces is still a duplicate; a blank line in a
+    later piece is still counted."""
     from conftest import Warehouse
 
     rows = [trip(k, FAREAMOUNT=f"{10 + k % 7}.00") for k in range(1, 101)]

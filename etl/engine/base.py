@@ -75,6 +75,19 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class KeyLookup:
+    """A batch's record keys, to find those another file of its source already holds."""
+
+    source: str
+    batch_keys: pl.DataFrame  # `_pos`, `_file` and the key fields of the batch's rows
+    in_flight: pl.DataFrame  # `_file` and the keys of the batch written before, if of `source`
+    reloaded: Sequence[str]  # the files this run loads again: their staged versions give way
+    run_id: str
+    full_refresh: bool
+    scope: str  # a regex whose first group of a file's path scopes its keys; '()': the source
+
+
+@dataclass(frozen=True)
 class Publication:
     """What a publish writes, in one transaction: the run is published exactly when it commits.
     Without `rebuild`, the incremental models are updated for the files loaded only."""
@@ -139,17 +152,9 @@ class Engine(Protocol):
     def discard_file(self, run_id: str, source: str, path: str) -> None:
         """Remove the rows this run staged and quarantined for one file."""
 
-    def keys_elsewhere(
-        self,
-        source: str,
-        batch_keys: pl.DataFrame,
-        in_flight: pl.DataFrame,
-        reloaded: Sequence[str],
-        run_id: str,
-        full_refresh: bool,
-        scope: str,
-    ) -> pl.DataFrame:
-        """The `_pos` of each batch row whose key another file holds, and that file."""
+    def keys_elsewhere(self, lookup: KeyLookup) -> pl.DataFrame:
+        """The `_pos` of each batch row whose key another file holds, and that file
+        (`duplicate_of`)."""
 
     # -- audit, publish, withdraw --------------------------------------------------------------
     def run_suites(self, audit: Callable[[Any], T]) -> T:

@@ -17,7 +17,7 @@ import polars as pl
 import shapely
 
 from etl.config.spec import Config, Limits, Source
-from etl.engine.base import Engine
+from etl.engine.base import Engine, KeyLookup
 from etl.readers.geojson import read_boundary
 from etl.run.crashpoints import crash_point
 from etl.run.ledger import FileOutcome
@@ -232,8 +232,8 @@ class _Loader:
             if self.in_flight is not None and self.in_flight[0] == name:
                 in_flight = self.in_flight[1]
             return self.engine.keys_elsewhere(
-                name, batch_keys, in_flight, self.reloading, self.job.run_id,
-                self.job.full_refresh, source.key_scope or "()",
+                KeyLookup(name, batch_keys, in_flight, self.reloading, self.job.run_id,
+                          self.job.full_refresh, source.key_scope or "()")
             )  # fmt: skip
 
         return lookup

@@ -17,6 +17,7 @@ import polars as pl
 from etl.engine.base import (
     Checkpoint,
     FileRecord,
+    KeyLookup,
     ManifestEntry,
     NotReconciled,
     Publication,
@@ -121,27 +122,19 @@ class DuckDBEngine:
         self.con.execute(_sql("discard_staged").format(table=f"staging.{source}"), [run_id, path])
         self.con.execute(_sql("discard_quarantined"), [run_id, path])
 
-    def keys_elsewhere(
-        self,
-        source: str,
-        batch_keys: pl.DataFrame,
-        in_flight: pl.DataFrame,
-        reloaded: Sequence[str],
-        run_id: str,
-        full_refresh: bool,
-        scope: str,
-    ) -> pl.DataFrame:
-        keys = [f'"{k}"' for k in batch_keys.columns if k not in ("_pos", "_file")]
+    def keys_elsewhere(self, lookup: KeyLookup) -> pl.DataFrame:
+        keys = [f'"{k}"' for k in lookup.batch_keys.columns if k not in ("_pos", "_file")]
         sql = _sql("audit/keys_staged_elsewhere").format(
-            source=source,
+            source=lookup.source,
             keys=", ".join(keys),
             key_match=" AND ".join(f"o.{k} = b.{k}" for k in keys),
         )
-        paths = pl.DataFrame({"path": list(reloaded)}, schema={"path": pl.Utf8})
-        params = {"run_id": run_id, "full_refresh": full_refresh, "scope": scope}
+        paths = pl.DataFrame({"path": list(lookup.reloaded)}, schema={"path": pl.Utf8})
+        params = {"run_id": lookup.run_id, "full_refresh": lookup.full_refresh,
+                  "scope": lookup.scope}  # fmt: skip
         with (
-            warehouse.registered(self.con, "_batch_keys", batch_keys),
-            warehouse.registered(self.con, "_in_flight", in_flight),
+            warehouse.registered(self.con, "_batch_keys", lookup.batch_keys),
+            warehouse.registered(self.con, "_in_flight", lookup.in_flight),
             warehouse.registered(self.con, "_reloaded", paths),
         ):
             return self.con.sql(sql, params=params).pl()
