@@ -70,13 +70,13 @@ def _plan_load_publish(
     engine: Engine, job: LoadJob, config_path: Path, data_root: Path, reporter: Reporter
 ) -> RunResult:
     """The data flow: the files to load, loaded, audited, and published or withdrawn."""
-    todo = plan.plan(engine, job.config, data_root, job.full_refresh)
-    for broken in todo.broken:
+    planned = plan.plan(engine, job.config, data_root, job.full_refresh)
+    for broken in planned.broken:
         reporter.log(f"{broken.path}: FAILED: {broken.reason}")
-    if todo.todo:
+    if planned.to_load:
         preload_great_expectations(job.config)
-    reporter.start(len(todo.todo))
-    loaded = load(engine, todo.todo, job, reporter)
-    so_far = RunSoFar(job.run_id, todo.broken + loaded.outcomes, todo.skipped)
+    reporter.start(len(planned.to_load))
+    loaded = load(engine, planned.to_load, job, reporter)
+    so_far = RunSoFar(job.run_id, planned.broken + loaded.outcomes, planned.skipped)
     audited = audit(engine, so_far, job.config, config_path.parent, reporter)
     return publish(engine, audited, job.config, loaded.boundaries, job.full_refresh, reporter)

@@ -29,7 +29,7 @@ class Plan:
     """The files to load (boundaries first), those that could not be listed, and how many
     were skipped as already loaded."""
 
-    todo: tuple[tuple[FileRef, Source], ...]
+    to_load: tuple[tuple[FileRef, Source], ...]
     broken: tuple[FileOutcome, ...]
     skipped: int
 
