@@ -76,16 +76,15 @@ def test_unreadable_file_fails_alone(good, monkeypatch):
     assert_only_good_loaded(good, result)
 
 
-def test_line_longer_than_the_limit_fails_its_file_naming_the_line(good, monkeypatch):
+def test_line_longer_than_the_limit_fails_its_file_naming_the_line(good):
     """The line is found while streaming, in a later piece: its number is the file's."""
-    import etl.run.pipeline
+    from etl.run.load import LoadSizes
 
-    monkeypatch.setattr(etl.run.pipeline, "PIECE_BYTES", 2_000)
     rows = [trip(k) for k in range(1, 60)]
     rows[40]["ORIGIN_BLOCKNAME"] = "B" * 5_000  # line 42: the header is line 1
     write_zip(good.data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_01.txt": member_text(rows)})
     with_limits(good, max_line_bytes=4_000)
-    result = good.run()
+    result = good.run(sizes=LoadSizes(piece_bytes=2_000))
     assert failures(result) == {BAD: "line 42 is longer than 4,000 bytes (limits.max_line_bytes)"}
     assert_only_good_loaded(good, result)
 
@@ -159,7 +158,7 @@ def test_file_rewritten_after_it_was_planned_fails_and_loads_whole_next_run(wh, 
     """The run hashes a file when it plans the load and reads it after: a writer that rewrites
     it in between (here: cuts it to 14 of its 27 lines) must not get its half loaded under the
     whole file's fingerprint, which no later run would ever reload."""
-    import etl.run.pipeline
+    import etl.run.plan
 
     wh.change_config(lambda config: config["sources"]["dispatch"].pop("suite"))
     folder = wh.data / "company" / "dispatch"
@@ -167,7 +166,7 @@ def test_file_rewritten_after_it_was_planned_fails_and_loads_whole_next_run(wh, 
     path = folder / "dispatch_2016-01-15.jsonl"
     lines = [json.dumps({"job_id": f"J{k}", "status": "cancelled"}) + "\n" for k in range(27)]
     path.write_text("".join(lines))
-    real_discover = etl.run.pipeline.discover
+    real_discover = etl.run.plan.discover
 
     def discover_then_rewrite(name, *args, **kwargs):
         found = real_discover(name, *args, **kwargs)
@@ -175,7 +174,7 @@ def test_file_rewritten_after_it_was_planned_fails_and_loads_whole_next_run(wh, 
             path.write_text("".join(lines[:14]))  # the writer, mid-way through its rewrite
         return found
 
-    monkeypatch.setattr(etl.run.pipeline, "discover", discover_then_rewrite)
+    monkeypatch.setattr(etl.run.plan, "discover", discover_then_rewrite)
     first = wh.run()
     reasons = {f.path: f.reason for f in first.files if f.status == "failed"}
     assert reasons == {
@@ -184,7 +183,7 @@ def test_file_rewritten_after_it_was_planned_fails_and_loads_whole_next_run(wh, 
         )
     }
     assert wh.scalar("SELECT count(*) FROM staging.dispatch") == 0
-    monkeypatch.setattr(etl.run.pipeline, "discover", real_discover)
+    monkeypatch.setattr(etl.run.plan, "discover", real_discover)
     path.write_text("".join(lines))  # the writer has finished
     second = wh.run()
     assert [(f.status, f.rows_read) for f in second.files] == [("loaded", 27)]

@@ -333,18 +333,16 @@ def test_json_lines_are_split_and_numbered_as_the_file_has_them(data, lines, bla
     assert raw.blank_lines == blank
 
 
-def test_reading_in_small_pieces_changes_nothing(loaded, sample_root, tmp_path, monkeypatch):
+def test_reading_in_small_pieces_changes_nothing(loaded, sample_root, tmp_path):
     """Every source read in pieces of a few kB (many to a batch, and batches that end in the
     middle of a file) gives the same rows, reasons, counts and curated trips as files read
     whole: pieces bound memory and must change nothing else."""
-    import etl.run.pipeline
+    from etl.run.load import LoadSizes
 
-    monkeypatch.setattr(etl.run.pipeline, "PIECE_BYTES", 4_000)
-    monkeypatch.setattr(etl.run.pipeline, "BATCH_ROWS", 500)
     wh = Warehouse(tmp_path)
     wh.data.rmdir()
     shutil.copytree(sample_root, wh.data)
-    result = wh.run()
+    result = wh.run(sizes=LoadSizes(piece_bytes=4_000, batch_rows=500))
     whole, whole_result, _ = loaded
     assert result.reason_counts == whole_result.reason_counts
     queries = [

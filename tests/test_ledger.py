@@ -13,7 +13,7 @@ import pytest
 from conftest import Warehouse
 from dfhv import member_text, trip, write_zip
 
-from etl.run import pipeline
+from etl.run import publish
 from etl.sample import write_sample
 
 SEED, SCALE = 5, 0.02
@@ -114,7 +114,7 @@ def raise_at(step: str):
 
 
 def test_an_error_after_the_publish_commit_leaves_the_run_published(sampled, monkeypatch):
-    monkeypatch.setattr(pipeline, "crash_point", raise_at("published"))
+    monkeypatch.setattr(publish, "crash_point", raise_at("published"))
     with pytest.raises(RuntimeError):
         sampled.run()
     [(run_id, status, exit_code, published)] = sampled.query(
@@ -139,7 +139,7 @@ def test_an_error_after_the_publish_commit_leaves_the_run_published(sampled, mon
 def test_an_error_before_the_commit_publishes_nothing_and_the_next_run_loads_it_all(
     sampled, monkeypatch
 ):
-    monkeypatch.setattr(pipeline, "crash_point", raise_at("recorded"))
+    monkeypatch.setattr(publish, "crash_point", raise_at("recorded"))
     with pytest.raises(RuntimeError):
         sampled.run()
     assert sampled.query("SELECT status, exit_code, published FROM quality.runs") == [

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from dfhv import HEADER_2015, member_text, trip, write_zip
 
+from etl.run.load import LoadSizes
+
 
 def zip_2016(wh, rows, name="taxi_2016_01.txt"):
     return write_zip(wh.data / "dc_taxi" / "taxi_2016.zip", {name: member_text(rows)})
@@ -221,21 +223,12 @@ def test_values_padded_with_spaces_are_trimmed(wh):
     assert staged(wh, "distance_miles, payment_type") == [(2.10, 2), (2.10, 1)]
 
 
-def pieces_of(monkeypatch, piece_bytes, batch_rows):
-    """Read files in pieces of about `piece_bytes` and stage batches of `batch_rows` rows."""
-    import etl.run.pipeline
-
-    monkeypatch.setattr(etl.run.pipeline, "PIECE_BYTES", piece_bytes)
-    monkeypatch.setattr(etl.run.pipeline, "BATCH_ROWS", batch_rows)
-
-
 @pytest.mark.parametrize("piece_bytes, batch_rows", [(1_000, 30), (5_000, 10), (1_000, 3)])
-def test_large_file_read_in_pieces_equals_it_read_whole(tmp_path, monkeypatch, piece_bytes,
-                                                        batch_rows):  # fmt: skip
-    """Memory follows the piece, not the file: a member over PIECE_BYTES is parsed and staged
-    in pieces (several to a batch, or one). Pieces must not change a count, a line number or a
-    reason; a key repeated across two pieces is still a duplicate; a blank line in a later piece
-    is still counted."""
+def test_large_file_read_in_pieces_equals_it_read_whole(tmp_path, piece_bytes, batch_rows):
+    """Memory follows the piece, not the file: a member over `LoadSizes.piece_bytes` is parsed
+    and staged in pieces (several to a batch, or one). Pieces must not change a count, a line
+    number or a reason; a key repeated across two pieces is still a duplicate; a blank line in a
+    later piece is still counted."""
     from conftest import Warehouse
 
     rows = [trip(k, FAREAMOUNT=f"{10 + k % 7}.00") for k in range(1, 101)]
@@ -248,10 +241,9 @@ def test_large_file_read_in_pieces_equals_it_read_whole(tmp_path, monkeypatch, p
         "whole": (1 << 20, 1_000),
         "pieces": (piece_bytes, batch_rows),
     }.items():
-        pieces_of(monkeypatch, size, batch)
         wh = Warehouse(tmp_path / case)
         write_zip(wh.data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": text})
-        result = wh.run()
+        result = wh.run(sizes=LoadSizes(piece_bytes=size, batch_rows=batch))
         outcomes.append([(f.rows_read, f.rows_staged, f.rows_quarantined, f.blank_lines,
                           dict(f.reasons)) for f in result.files])  # fmt: skip
         tables.append(
@@ -283,12 +275,11 @@ def test_large_file_read_in_pieces_equals_it_read_whole(tmp_path, monkeypatch, p
         ("corrupt member", "corrupt zip member: size or CRC-32 does not match the zip directory"),
     ],
 )
-def test_file_failing_in_a_later_piece_leaves_nothing_behind(wh, monkeypatch, defect, reason):
+def test_file_failing_in_a_later_piece_leaves_nothing_behind(wh, defect, reason):
     """A defect found after earlier pieces of a file were staged fails the whole file: none of
     its rows stay in staging or quarantine, and the other files load."""
     import zipfile
 
-    pieces_of(monkeypatch, 2_000, 20)
     rows = [trip(k, FAREAMOUNT="-1.00" if k == 3 else "12.50") for k in range(1, 101)]
     text = member_text(rows).encode()
     if defect == "bad byte":
@@ -303,7 +294,7 @@ def test_file_failing_in_a_later_piece_leaves_nothing_behind(wh, monkeypatch, de
         data[info.header_offset + 30 + len(info.filename) + info.compress_size - 8] ^= 0xFF
         path.write_bytes(bytes(data))
     write_zip(wh.data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_01.txt": member_text([trip(1)])})
-    result = wh.run()
+    result = wh.run(sizes=LoadSizes(piece_bytes=2_000, batch_rows=20))
     failed = [(f.path, f.reason, f.rows_read, f.rows_staged, dict(f.reasons))
               for f in result.files if f.status == "failed"]  # fmt: skip
     assert failed == [("dc_taxi/taxi_2016.zip!taxi_2016_01.txt", reason, 0, 0, {})]

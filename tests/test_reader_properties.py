@@ -27,13 +27,13 @@ from hypothesis import strategies as st
 from etl.config.load import load_config
 from etl.config.spec import Limits, Source
 from etl.readers.geojson import read_boundary
-from etl.run.pipeline import _row_checkers
+from etl.run.plan import row_checkers
 from etl.sources.fetch import read_pieces
 from etl.sources.files import Broken, FileRef, SourceError, discover
 from etl.stage.batch import FileReader, stage_files
 
 CONFIG = load_config(DEFAULT_CONFIG)
-CHECKERS = _row_checkers(CONFIG, DEFAULT_CONFIG.parent)
+CHECKERS = row_checkers(CONFIG, DEFAULT_CONFIG.parent)
 LIMITS = Limits(max_line_bytes=2_000)
 SETTINGS = settings(
     max_examples=40,

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import duckdb
 import polars as pl
 import shapely
 
-from etl.engine.duckdb.warehouse import table_exists
 from etl.readers.base import Reader
 from etl.reference.boundary import load_boundary
 from etl.sources.files import FileRef, SourceError
@@ -33,14 +31,12 @@ def read_boundary(ref: FileRef, run_id: str) -> tuple[shapely.Geometry, pl.DataF
     return polygon, row
 
 
-def stored_boundary(con: duckdb.DuckDBPyConnection, table: str) -> shapely.Geometry | None:
-    """The polygon an earlier run stored, prepared for point tests; None if there is none."""
-    if not table_exists(con, table):
+def prepared_boundary(wkts: list[str]) -> shapely.Geometry | None:
+    """The polygon an earlier run stored (its WKT rows), prepared for point tests; None if
+    there is none."""
+    if not wkts:
         return None
-    rows = con.execute(f"SELECT wkt FROM {table}").fetchall()
-    if not rows:
-        return None
-    polygon = shapely.union_all([shapely.from_wkt(wkt) for (wkt,) in rows])
+    polygon = shapely.union_all([shapely.from_wkt(wkt) for wkt in wkts])
     shapely.prepare(polygon)
     return polygon
 

@@ -10,7 +10,7 @@
 -- A key is unique within its scope: the first group of `$scope` on the file's path (a DFHV
 -- OBJECTID is unique within its release year only; '()' scopes the whole source). The scope is
 -- compared only on rows whose key matched, so the regex runs on few rows.
--- Placeholders in braces are filled by etl.run.pipeline with checked identifiers.
+-- Placeholders in braces are filled by etl.engine.duckdb.engine with checked identifiers.
 WITH others AS (
     SELECT _file, -1 AS _pos, {keys} FROM staging.{source}
     WHERE _run_id = $run_id

@@ -25,7 +25,6 @@ from etl.engine.duckdb.match import MatchTolerance, match_trips
 from etl.engine.duckdb.warehouse import append
 from etl.errors import ReconciliationError
 from etl.paths import WAREHOUSE_DIR
-from etl.reference.calendar import build_dim_date
 
 UNEXPLAINED = (
     "unexplained_read",
@@ -46,6 +45,7 @@ def build_curated(
     config: Config,
     run_id: str,
     models: list[sql_models.Model],
+    calendar: Callable[[date, date], pl.DataFrame],
     loaded: list[tuple[str, str]] | None = None,
     stage: Callable[[str], None] = lambda name: None,
 ) -> BuildSummary:
@@ -53,12 +53,13 @@ def build_curated(
 
     With `loaded` (the source and path of each file this run loaded), incremental models are
     updated for those files only, and for every row of a matched source that loaded any;
-    without it, they are rebuilt. `stage` is told as each step begins (for progress).
+    without it, they are rebuilt. `calendar` gives the days from a first to a last date, both
+    inclusive (etl.reference.calendar); `stage` is told as each step begins (for progress).
     """
     stage("matching")
     first = [m for m in models if m.name.startswith("intermediate.")]
     sql_models.build(con, first)
-    _write_calendar(con)
+    _write_calendar(con, calendar)
     matches = _write_matches(con, config, run_id)
     changes = None
     if loaded is not None:
@@ -112,7 +113,9 @@ def control_totals(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
     return totals
 
 
-def _write_calendar(con: duckdb.DuckDBPyConnection) -> None:
+def _write_calendar(
+    con: duckdb.DuckDBPyConnection, build_dim_date: Callable[[date, date], pl.DataFrame]
+) -> None:
     """Whole years around the trips' dates, so that a day without trips is still a day."""
     first, last = con.execute(
         "SELECT min(pickup_at)::DATE, max(pickup_at)::DATE FROM intermediate.all_trips"

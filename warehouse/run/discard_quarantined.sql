@@ -1,0 +1,1 @@
+DELETE FROM quality.quarantine WHERE run_id = ? AND file = ?

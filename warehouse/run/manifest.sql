@@ -1,0 +1,1 @@
+SELECT path, size_bytes, mtime_ns, fingerprint FROM quality.manifest

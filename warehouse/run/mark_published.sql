@@ -1,0 +1,1 @@
+UPDATE quality.runs SET published = true, models_sha = ? WHERE run_id = ?
