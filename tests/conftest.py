@@ -68,14 +68,10 @@ class Loaded:
     result: RunResult  # the run that loaded it
     truth: dict  # what the sample generator planted (_sample_truth.json)
 
-    def copy(self, root: Path, with_data: bool = False) -> Warehouse:
+    def copy(self, root: Path) -> Warehouse:
         """A copy of the warehouse file under `root` (a file copy: no second load), on the
-        same data root, or on a copy of it under `root/data` if the test changes files."""
-        data = None
-        if with_data:
-            data = root / "data"
-            shutil.copytree(self.wh.data, data)
-        copy = Warehouse(root, data=data or self.wh.data)
+        same data root (a test that changes files copies `sample_data` too)."""
+        copy = Warehouse(root, data=self.wh.data)
         shutil.copyfile(self.wh.path, copy.path)
         return copy
 
