@@ -145,23 +145,15 @@ def test_a_real_full_disk_during_a_run_is_one_line_and_exit_2(tmp_path):
     assert last.startswith("error: ") and "No space left on device" in last
 
 
-@pytest.fixture(scope="module")
-def sample_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("interrupt") / "data"
-    done = etl("sample", "--out", str(root), "--scale", "0.5")
-    assert done.returncode == 0, done.stderr
-    return root
-
-
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_an_interrupted_run_is_exit_130_not_the_audit_code_and_the_next_run_recovers(
-    sample_root, tmp_path, signum
+    sample_data, tmp_path, signum
 ):
     """Ctrl-C or a scheduler's SIGTERM: exit 130 and a last line saying so, never 1 ("audit
     failed"); the next run loads everything, as after a kill. (Stopped mid-read, the prefetch
     thread's generator can still print an "Exception ignored" traceback as it is collected.)"""
     warehouse = tmp_path / "w.duckdb"
-    args = ["-m", "etl", "run", "--data-root", str(sample_root), "--warehouse", str(warehouse)]
+    args = ["-m", "etl", "run", "--data-root", str(sample_data), "--warehouse", str(warehouse)]
     child = subprocess.Popen(
         [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -136,18 +135,15 @@ def test_landmarks_against_the_approximate_dc_outline(dc: shapely.Geometry) -> N
     assert got["Arlington courthouse"] is False
 
 
-def test_a_million_points_take_well_under_a_second(dc: shapely.Geometry) -> None:
+def test_a_million_points_in_one_call(dc: shapely.Geometry) -> None:
+    """How long it takes is bench/geo_bench.py's (a budget of 0.5 s), not a test's."""
     rng = np.random.default_rng(0)
     lat = rng.uniform(38.78, 39.00, 1_000_000)
     lon = rng.uniform(-77.13, -76.90, 1_000_000)
-    points_in_polygon(lat[:10], lon[:10], dc)  # warm-up: preparation happens once
-    start = time.perf_counter()
     inside = points_in_polygon(lat, lon, dc)
-    elapsed = time.perf_counter() - start
     assert inside.shape == (1_000_000,)
     # About half of the bounding box is DC: a sanity check that the test did real work.
     assert 0.3 < inside.mean() < 0.7
-    assert elapsed < 0.5, f"1 M points took {elapsed:.3f} s"
 
 
 # --- load_boundary ---------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections import Counter
 from datetime import UTC, datetime
@@ -13,25 +12,19 @@ from conftest import Warehouse
 
 from etl.sample import write_sample
 
-SCALE, SEED = 0.1, 11
+SEED = 11
 
 
 @pytest.fixture(scope="module")
-def sample_root(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("sample")
-    write_sample(root, seed=SEED, scale=SCALE)
-    return root
+def sample_root(sample_data) -> Path:
+    """The session's sample data (conftest): copy it to change it."""
+    return sample_data
 
 
 @pytest.fixture(scope="module")
-def loaded(sample_root, tmp_path_factory):
-    """The sample loaded once: (warehouse, run result, truth)."""
-    wh = Warehouse(tmp_path_factory.mktemp("loaded"))
-    wh.data.rmdir()
-    shutil.copytree(sample_root, wh.data)
-    result = wh.run()
-    truth = json.loads((wh.data / "_sample_truth.json").read_text())
-    return wh, result, truth
+def loaded(sample_warehouse):
+    """The session's sample warehouse, loaded once (conftest): (warehouse, run result, truth)."""
+    return sample_warehouse.wh, sample_warehouse.result, sample_warehouse.truth
 
 
 def test_the_sample_loads_and_publishes(loaded):
@@ -261,8 +254,9 @@ def curated_rows(wh: Warehouse) -> list[tuple]:
     )
 
 
-def test_incremental_publish_equals_a_full_rebuild(sample_root, tmp_path):
-    """New files update curated.trips in place; the result is what a rebuild gives."""
+def test_incremental_publish_equals_a_full_rebuild(loaded, sample_root, tmp_path):
+    """New files update curated.trips in place; the result is what a rebuild gives (the shared
+    warehouse: the same files loaded in one run)."""
     wh = Warehouse(tmp_path / "incremental")
     wh.data.rmdir()
     shutil.copytree(sample_root, wh.data)
@@ -277,10 +271,7 @@ def test_incremental_publish_equals_a_full_rebuild(sample_root, tmp_path):
         shutil.move(held / path.name, path)
     assert wh.run().exit_code == 0
 
-    full = Warehouse(tmp_path / "full")
-    full.data.rmdir()
-    shutil.copytree(wh.data, full.data)
-    assert full.run().exit_code == 0
+    full, _, _ = loaded
     assert curated_rows(wh) == curated_rows(full)
     assert wh.scalar("SELECT count(*) FROM quality.control_totals WHERE unexplained_rows <> 0") == 0
 

@@ -25,9 +25,7 @@ from etl.ml.features import (
     training_table,
 )
 from etl.ml.train import import_lightgbm, time_split
-from etl.sample import write_sample
 
-SCALE, SEED = 0.2, 5
 WHITE_HOUSE = "38.8977,-77.0365"
 UNION_STATION = "38.8973,-77.0063"
 FIT = """
@@ -42,12 +40,9 @@ if importlib.util.find_spec("lightgbm") is None:  # found, not imported: collect
 
 
 @pytest.fixture(scope="module")
-def loaded(tmp_path_factory) -> Warehouse:
-    wh = Warehouse(tmp_path_factory.mktemp("model_wh"))
-    write_sample(wh.data, seed=SEED, scale=SCALE)
-    result = wh.run()
-    assert result.exit_code == 0, result.message
-    return wh
+def loaded(sample_warehouse) -> Warehouse:
+    """The session's sample warehouse (conftest): read only; tests that change it copy it."""
+    return sample_warehouse.wh
 
 
 @pytest.fixture(scope="module")

@@ -46,15 +46,16 @@ TRIPS = [
 
 
 @pytest.fixture(scope="module")
-def model_sets(tmp_path_factory) -> tuple[Path, Path]:
-    """Two trainings on different generated trips: the served one and its replacement."""
+def model_sets(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """Two trainings on different generated trips: the served models, the warehouse of the
+    replacement (for tests that train it themselves), and the replacement's models."""
     folder = tmp_path_factory.mktemp("serve")
     sets = []
     for seed in (1, 2):
         warehouse = write_warehouse(generate(seed, n=4000), folder / f"wh{seed}.duckdb")
         train(warehouse, folder / f"models{seed}")
         sets.append(warehouse)
-    return folder / "models1", sets[1]
+    return folder / "models1", sets[1], folder / "models2"
 
 
 def free_port() -> int:
@@ -63,10 +64,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(model_sets, tmp_path):
-    """`etl serve` on a free port, on a copy of the first models; stopped after the test."""
-    served = tmp_path / "served"
+@pytest.fixture(scope="module")
+def server(model_sets, tmp_path_factory):
+    """`etl serve` on a free port, on a copy of the first models: one process for the module
+    (starting it costs seconds); a test that replaces the models leaves them consistent."""
+    served = tmp_path_factory.mktemp("served") / "served"
     shutil.copytree(model_sets[0], served)
     port = free_port()
     process = subprocess.Popen(
@@ -175,7 +177,7 @@ def test_a_half_replaced_model_set_is_never_loaded(model_sets, tmp_path, monkeyp
     store = ModelStore(served)
     serving = store.current.version
     other = tmp_path / "other"
-    train(model_sets[1], other)
+    shutil.copytree(model_sets[2], other)  # another training's files
     shutil.copy(other / "duration_model.txt", served / "duration_model.txt")
     shutil.copy(other / "model.json", served / "model.json")  # fare_model.txt is still old
     monkeypatch.setattr(estimate_module, "LOAD_ATTEMPTS", 2)
