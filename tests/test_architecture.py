@@ -5,10 +5,6 @@
   the command line; `ml`, `report` and `sample` sit beside `run` and import what is below it;
 - no function over 60 lines in `etl/` outside `etl/sample/` (the sample generator is exempt);
 - comments cite documents the repository holds (`docs/`), not design notes kept elsewhere.
-
-Known offenders in code other branches are rewriting are listed in `PENDING`, one entry per
-offence: they are reported by the `pending` cases (xfail until those land) and left out of the
-others. At merge the list is emptied; every offence not in it fails its test at once.
 """
 
 from __future__ import annotations
@@ -31,18 +27,6 @@ BESIDE_RUN = ("ml", "report", "sample")  # on top of `quality`, below `cli`; the
 ENTRY_POINTS = ("etl.__main__",)  # `python -m etl`: the command line's, at the top
 NO_LENGTH_LIMIT = ("etl.sample",)
 
-# Offences in code that H1 (etl/run/, etl/engine/) and H2 (etl/readers/, etl/stage/, the SQL
-# models) are rewriting on their branches; the coordinator empties this at merge.
-PENDING: dict[str, set[str]] = {
-    "layers": {
-        # The curated build writes dim_date from the holiday calendar (reference, above engine).
-        "etl.engine.duckdb.build -> etl.reference.calendar",
-    },
-    "cycles": set(),
-    "long functions": set(),
-    # H2 rewrote the comment line that cites design.md: "(docs/architecture.md, Warehouse tables)".
-    "citations": {"warehouse/models/curated/trips.sql"},
-}
 # Design notes that lived outside the repository; their content is in docs/ now.
 OUTSIDE_DOCUMENTS = re.compile(r"\b(design|company-silos|dfhv-facts)\.md\b")
 CITED_DOCS = re.compile(r"\bdocs/[\w.-]+\.md\b")
@@ -176,14 +160,8 @@ def offences(check: str) -> set[str]:
 
 
 @pytest.mark.parametrize("check", CHECKS)
-def test_no_offence_outside_the_pending_list(check: str) -> None:
-    assert sorted(offences(check) - PENDING[check]) == []
-
-
-@pytest.mark.xfail(strict=False, reason="H1/H2's rewrites remove these; emptied at merge")
-@pytest.mark.parametrize("check", CHECKS)
-def test_pending_offences_are_gone(check: str) -> None:
-    assert sorted(offences(check) & PENDING[check]) == []
+def test_no_offence(check: str) -> None:
+    assert sorted(offences(check)) == []
 
 
 def test_the_checks_see_what_they_should() -> None:

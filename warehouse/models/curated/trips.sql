@@ -2,8 +2,8 @@
 -- generated: trip_id = source || ':' || source_record_id
 -- generated: seen_by = CASE WHEN matched_source IS NULL THEN [source] WHEN also_seen_by IS NULL THEN [source, matched_source] ELSE [source, matched_source] || also_seen_by END
 -- uncompressed: source_record_id
--- One row per physical trip across all silos (the design.md contract). A trip several silos
--- logged (intermediate.trip_matches, written by the matching step) is kept once, as the record
+-- One row per physical trip across all silos (docs/architecture.md, "Warehouse tables"). A trip
+-- several silos logged (intermediate.trip_matches, written by the matching step) is kept once, as the record
 -- of the side the config keeps; seen_by lists every source that logged it. matched_source and
 -- matched_record_id name the first other record (by source, then id); a trip seen by more
 -- than two silos lists the sources of its further records in also_seen_by (else NULL, which
