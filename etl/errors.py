@@ -31,8 +31,12 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     import polars as pl
 
-EXIT_FAILED_AUDIT = 1
-EXIT_BAD_INPUT = 2
+# What a command exits with (docs/architecture.md, "Errors and exit codes").
+EXIT_OK = 0
+EXIT_FAILED_AUDIT = 1  # an audit failed and nothing was published
+EXIT_BAD_INPUT = 2  # bad usage, config or input, named in one line
+EXIT_INTERNAL = 3  # a bug: one line on screen, the traceback in a log
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
 
 
 class EtlError(Exception):

@@ -20,7 +20,6 @@ MODELS_DIR = WAREHOUSE_DIR / "models"
 QUERIES_DIR = WAREHOUSE_DIR / "queries"
 INTEGRATE_SQL_DIR = WAREHOUSE_DIR / "integrate"
 SCHEMAS_DIR = DEFAULTS_DIR / "schemas"
-PROJECT_CONFIG = DEFAULTS_DIR / "sources.yaml"  # the sources the default SQL models are written for
 # What `etl init` copies into a new project: the files a user edits.
 PROJECT_FILES = ("sources.yaml", "schemas", "warehouse/models")
 # Command-line defaults, relative to the project (the working directory unless --project-dir).
@@ -29,13 +28,9 @@ DEFAULT_WAREHOUSE = Path("warehouse/warehouse.duckdb")
 DEFAULT_DATA_ROOT = Path("data")
 
 
-def project_models(project: Path) -> tuple[Path, Path]:
-    """The SQL models a project builds and the sources.yaml they are written for.
-
-    A project's own `warehouse/models/` if it has one, else the defaults: a config file on its
-    own (a test's, or one that loads fewer sources) builds the default models.
-    """
+def project_models(project: Path) -> Path:
+    """The SQL models a project builds: its own `warehouse/models/` if it has one, else the
+    defaults (a config file on its own, a test's or one that loads fewer sources, builds the
+    default models over its own sources)."""
     own = project / "warehouse" / "models"
-    if own.is_dir():
-        return own, project / "sources.yaml"
-    return MODELS_DIR, PROJECT_CONFIG
+    return own if own.is_dir() else MODELS_DIR

@@ -22,7 +22,7 @@ def test_init_writes_a_project_to_edit(tmp_path: Path) -> None:
     assert (proj / "sources.yaml").read_text() == (DEFAULTS_DIR / "sources.yaml").read_text()
     assert (proj / "schemas" / "suites" / "trip.json").is_file()
     assert (proj / "warehouse" / "models" / "curated" / "trips.sql").is_file()
-    assert project_models(proj) == (proj / "warehouse" / "models", proj / "sources.yaml")
+    assert project_models(proj) == proj / "warehouse" / "models"
 
 
 def test_init_never_overwrites(tmp_path: Path) -> None:
@@ -67,7 +67,5 @@ def test_project_dir_must_exist(tmp_path, monkeypatch) -> None:
 def test_a_config_alone_builds_the_default_models(tmp_path: Path, own_models: bool) -> None:
     if own_models:
         (tmp_path / "warehouse" / "models").mkdir(parents=True)
-    models, config = project_models(tmp_path)
     expected = tmp_path / "warehouse" / "models" if own_models else MODELS_DIR
-    assert models == expected
-    assert config.name == "sources.yaml"
+    assert project_models(tmp_path) == expected

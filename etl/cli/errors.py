@@ -23,10 +23,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from etl.errors import EXIT_BAD_INPUT
+from etl.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED
 from etl.paths import DEFAULT_WAREHOUSE
-
-EXIT_INTERNAL, EXIT_INTERRUPTED = 3, 130  # a bug; a signal
 
 # The errors of the machine a command runs on, not of the code: each is fixed by its operator.
 ENVIRONMENT_ERRNOS = {

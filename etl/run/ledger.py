@@ -15,10 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from etl.engine.base import Engine, FileRecord, RunRecord
+from etl.errors import EXIT_BAD_INPUT, EXIT_FAILED_AUDIT, EXIT_OK
 from etl.quality.audit import SourceCheck
 from etl.run.crashpoints import crash_point
-
-EXIT_OK, EXIT_AUDIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,7 @@ def conclude(run: RunSoFar, not_published: str | None = None) -> tuple[RunResult
     outcomes = list(run.outcomes)
     failed = [o for o in outcomes if o.status == "failed"]
     if not_published is not None:
-        exit_code, status, message = EXIT_AUDIT_FAILED, "audit_failed", not_published
+        exit_code, status, message = EXIT_FAILED_AUDIT, "audit_failed", not_published
     elif failed:
         exit_code, status = EXIT_BAD_INPUT, "partial"
         message = f"{len(failed)} file(s) could not be read"

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from etl.config.load import ConfigError, load_config
+from etl.config.load import load_config
 from etl.engine.base import Engine
 from etl.engine.duckdb.engine import DuckDBEngine
-from etl.engine.duckdb.warehouse import WarehouseError
+from etl.errors import EXIT_INTERNAL, EtlError, SourceError
 from etl.paths import project_models
 from etl.quality.audit import preload_great_expectations
 from etl.readers import formats
 from etl.run import ledger, plan
-from etl.run.ledger import EXIT_BAD_INPUT, EXIT_INTERNAL, FileOutcome, RunResult, RunSoFar
+from etl.run.ledger import FileOutcome, RunResult, RunSoFar
 from etl.run.load import LoadJob, LoadSizes, load
 from etl.run.publish import audit, publish
 from etl.run.reporter import Reporter, SilentReporter
-from etl.sources.files import SourceError
 
 __all__ = ["FileOutcome", "LoadSizes", "Reporter", "RunResult", "SilentReporter", "run"]
 
@@ -47,7 +46,7 @@ def run(
     plan.check_suites(config, config_path.parent)
     if not data_root.is_dir():
         raise SourceError(f"{data_root}: data root is not a directory")
-    models_dir, _ = project_models(config_path.parent)
+    models_dir = project_models(config_path.parent)
     engine = DuckDBEngine(warehouse_path, models_dir, config)
     run_id = ledger.new_run_id()
     try:
@@ -60,8 +59,8 @@ def run(
     except Exception as exc:
         # Recorded for `etl status`; the next run removes what this one left in staging,
         # unless it published (then the error came after its commit, and it stays so).
-        bad_input = isinstance(exc, (ConfigError, SourceError, WarehouseError))
-        ledger.record_error(engine, run_id, exc, EXIT_BAD_INPUT if bad_input else EXIT_INTERNAL)
+        code = exc.exit_code if isinstance(exc, EtlError) else EXIT_INTERNAL
+        ledger.record_error(engine, run_id, exc, code)
         raise
     finally:
         engine.close()
