@@ -224,19 +224,31 @@ def test_values_padded_with_spaces_are_trimmed(wh):
 
 
 @pytest.mark.parametrize("piece_bytes, batch_rows", [(1_000, 30), (5_000, 10), (1_000, 3)])
-def test_large_file_read_in_pieces_equals_it_read_whole(tmp_path, piece_bytes, batch_rows):
+def test_large_file_read_in_pieces_equals_it_read_whole(
+    tmp_path, monkeypatch, piece_bytes, batch_rows
+):
     """Memory follows the piece, not the file: a member over `LoadSizes.piece_bytes` is parsed
     and staged in pieces (several to a batch, or one). Pieces must not change a count, a line
     number or a reason; a key repeated across two pieces is still a duplicate; a blank line in a
     later piece is still counted."""
     from conftest import Warehouse
 
+    import etl.run.load
+
+    batches = []  # the rows of each piece staged, per batch
+
+    def stage_files(reads, *args):
+        batches.append([read.raw.frame.height for read in reads])
+        return real_stage_files(reads, *args)
+
+    real_stage_files = etl.run.load.stage_files
+    monkeypatch.setattr(etl.run.load, "stage_files", stage_files)
     rows = [trip(k, FAREAMOUNT=f"{10 + k % 7}.00") for k in range(1, 101)]
     rows[10]["FAREAMOUNT"] = "-4.00"  # piece 1: quarantined
     rows[75]["OBJECTID"] = "5"  # a later piece repeats a key of piece 1
     rows[90]["OBJECTID"] = "77"  # ... and one of its own piece
     text = member_text(rows).replace("\n80|", "\n\n80|")  # a blank line before OBJECTID 80
-    outcomes, tables = [], []
+    outcomes, tables, pieces = [], [], []
     for case, (size, batch) in {
         "whole": (1 << 20, 1_000),
         "pieces": (piece_bytes, batch_rows),
@@ -244,6 +256,8 @@ def test_large_file_read_in_pieces_equals_it_read_whole(tmp_path, piece_bytes, b
         wh = Warehouse(tmp_path / case)
         write_zip(wh.data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": text})
         result = wh.run(sizes=LoadSizes(piece_bytes=size, batch_rows=batch))
+        pieces.append(batches[:])
+        batches.clear()
         outcomes.append([(f.rows_read, f.rows_staged, f.rows_quarantined, f.blank_lines,
                           dict(f.reasons)) for f in result.files])  # fmt: skip
         tables.append(
@@ -262,6 +276,12 @@ def test_large_file_read_in_pieces_equals_it_read_whole(tmp_path, piece_bytes, b
     # The blank line is line 81: the rows after it are one line further down.
     assert [line for line, *_ in tables[1][1]] == [12, 77, 93]
     assert tables[1][0][-1][0] == 102
+    # The sizes given are the sizes used: one piece in one batch when the file fits, else many
+    # pieces, and batches of at most `batch_rows` rows (or of a single larger piece).
+    assert pieces[0] == [[100]]
+    assert len([piece for batch in pieces[1] for piece in batch]) > 1
+    assert all(sum(batch) <= batch_rows or len(batch) == 1 for batch in pieces[1])
+    assert len(pieces[1]) > 1
 
 
 @pytest.mark.parametrize(
