@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-PRELOAD = ("duckdb", "polars", "pandas", "pandera", "shapely", "yaml", "etl.cli.main")
+PRELOAD = ("duckdb", "polars", "pandera", "shapely", "yaml", "etl.cli.main")  # pandera: pandas
 
 
 def run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
@@ -35,7 +35,10 @@ def run(args: list[str], env: dict[str, str], timeout: float) -> subprocess.Comp
         request |= {"stdout": str(out), "stderr": str(err)}
         server.stdin.write(json.dumps(request) + "\n")
         server.stdin.flush()
-        reply = json.loads(server.stdout.readline())
+        line = server.stdout.readline()
+        if not line:
+            raise RuntimeError("the etl fork server stopped (its error is above)")
+        reply = json.loads(line)
         if reply["timed_out"]:
             raise subprocess.TimeoutExpired(["etl", *args], timeout)
         return subprocess.CompletedProcess(
