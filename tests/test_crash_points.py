@@ -18,11 +18,10 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
+import etl_forks
 import pytest
 import yaml
 from dfhv import member_text, trip, write_zip
@@ -56,9 +55,9 @@ def etl_run(
     env = {k: v for k, v in os.environ.items() if k != "ETL_CRASH_AT"}
     if crash_at:
         env["ETL_CRASH_AT"] = crash_at
-    command = [sys.executable, "-m", "etl", "run", "--config", str(config), "--json"]
+    command = ["run", "--config", str(config), "--json"]
     command += ["--data-root", str(data), "--warehouse", str(warehouse), *args]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    done = etl_forks.run(command, env, timeout=600)  # `python -m etl`, less its imports
     assert done.returncode in (-signal.SIGKILL, 0, 1, 2), done.stderr[-2000:]
     return done.returncode
 
