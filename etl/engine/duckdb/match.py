@@ -64,6 +64,7 @@ from functools import cache
 
 import duckdb
 
+from etl.engine.duckdb.warehouse import named_statements, quote_identifier
 from etl.paths import INTEGRATE_SQL_DIR
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,6 @@ RESULT_COLUMNS = (
 )
 
 _SQL_FILE = "match_trips.sql"
-_NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 
 
@@ -121,10 +121,7 @@ class MatchTolerance:
 @cache
 def _statements() -> dict[str, str]:
     """Load the named statements of the matching SQL file (``-- name: x`` headers)."""
-    text = (INTEGRATE_SQL_DIR / _SQL_FILE).read_text(encoding="utf-8")
-    parts = _NAME_LINE.split(text)
-    # parts = [preamble, name1, body1, name2, body2, ...]; the preamble is documentation only.
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return named_statements(INTEGRATE_SQL_DIR / _SQL_FILE)
 
 
 def _strip_comments(sql: str) -> str:
@@ -148,10 +145,6 @@ def _run(con: duckdb.DuckDBPyConnection, name: str, params: dict[str, object]) -
     else:
         con.execute(sql)
     log.debug("match: %s took %.3f s", name, time.perf_counter() - started)
-
-
-def _quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def match_trips(
@@ -207,8 +200,8 @@ def match_trips(
         _run(con, "create_accepted", params)
         rounds = _resolve(con, params, max_rounds)
         _run(con, "finalize", params)
-        con.execute(f"DROP TABLE IF EXISTS temp.main.{_quote_identifier(name)}")
-        con.execute(f"ALTER TABLE temp.main._match_result RENAME TO {_quote_identifier(name)}")
+        con.execute(f"DROP TABLE IF EXISTS temp.main.{quote_identifier(name)}")
+        con.execute(f"ALTER TABLE temp.main._match_result RENAME TO {quote_identifier(name)}")
         log.info("match %s x %s: resolved in %d rounds", left, right, rounds)
     finally:
         # Work tables go even when a statement fails, so a retry starts clean.

@@ -39,7 +39,13 @@ from pathlib import Path
 import duckdb
 
 from etl.config.spec import Config, Source
-from etl.engine.duckdb.warehouse import create_table, object_kind, table_exists
+from etl.engine.duckdb.warehouse import (
+    create_table,
+    named_statements,
+    object_kind,
+    quote_identifier,
+    table_exists,
+)
 from etl.errors import SqlModelError, WarehouseError
 from etl.paths import INTEGRATE_SQL_DIR, MODELS_DIR
 
@@ -185,7 +191,6 @@ _MEASURES = (
 )
 _PLACES = (("airport", "BOOLEAN"), ("pickup_in_dc", "BOOLEAN"), ("dropoff_in_dc", "BOOLEAN"))
 _TEMPLATE = INTEGRATE_SQL_DIR / "source_trips.sql"
-_NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 
 def generate(config: Config) -> dict[str, tuple[Path, str]]:
@@ -204,7 +209,7 @@ def generate(config: Config) -> dict[str, tuple[Path, str]]:
 def _source_view(name: str, source: Source, parts: dict[str, str]) -> str:
     staged = _staged_fields(source)
     id_column = source.columns.get("source_record_id")
-    record_id = _ident("source_record_id") if id_column else "NULL"
+    record_id = quote_identifier("source_record_id") if id_column else "NULL"
     if id_column is None or id_column.type != "string":
         record_id = f"CAST({record_id} AS VARCHAR)"
     if source.key_scope is not None:
@@ -225,9 +230,9 @@ def _source_view(name: str, source: Source, parts: dict[str, str]) -> str:
 
 def _staged_fields(source: Source) -> dict[str, str]:
     """Each curated field the source's staging table has, as the SQL that selects it."""
-    fields = {field: _ident(field) for field in source.columns}
+    fields = {field: quote_identifier(field) for field in source.columns}
     if {"pickup_at", "dropoff_at"} <= set(fields):
-        fields.setdefault("duration_s", _ident("duration_s"))  # derived at staging
+        fields.setdefault("duration_s", quote_identifier("duration_s"))  # derived at staging
     if {"pickup_lat", "dropoff_lat"} <= set(fields):
         fields["pickup_in_dc"], fields["dropoff_in_dc"] = "pickup_in_dc", "dropoff_in_dc"
     if "fare_usd" in fields:
@@ -245,21 +250,17 @@ def _select(shape: tuple[tuple[str, str], ...], staged: dict[str, str]) -> str:
 def _excluded_by(source: Source, parts: dict[str, str]) -> str:
     cases = [parts["not_a_trip"]] if source.trips_where else []
     if source.latest_version is not None:
-        record = [_ident(k) for k in source.key if k != source.latest_version]
+        record = [quote_identifier(k) for k in source.key if k != source.latest_version]
         if source.key_scope is not None:
             record.append(f"regexp_extract(_file, {_literal(source.key_scope)}, 1)")
         cases.append(
             parts["superseded_version"].format(
-                record=", ".join(record), version=_ident(source.latest_version)
+                record=", ".join(record), version=quote_identifier(source.latest_version)
             )
         )
     if not cases:
         return "NULL::VARCHAR"
     return "CASE\n        " + "\n        ".join(cases) + "\n    END"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(text: str) -> str:
@@ -269,8 +270,7 @@ def _literal(text: str) -> str:
 @cache
 def _template() -> dict[str, str]:
     """The named parts of the template (`-- name: x` lines), their comments left out."""
-    parts = _NAME_LINE.split(_TEMPLATE.read_text())
     return {
-        name: "\n".join(line for line in body.strip().splitlines() if not line.startswith("--"))
-        for name, body in zip(parts[1::2], parts[2::2], strict=True)
+        name: "\n".join(line for line in body.splitlines() if not line.startswith("--"))
+        for name, body in named_statements(_TEMPLATE).items()
     }

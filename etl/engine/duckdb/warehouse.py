@@ -166,3 +166,18 @@ def object_kind(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0]
+
+
+_NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+def named_statements(path: Path) -> dict[str, str]:
+    """The statements of a SQL file made of parts, each introduced by a line `-- name: <name>`
+    (the text before the first is the file's documentation)."""
+    parts = _NAME_LINE.split(path.read_text(encoding="utf-8"))
+    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def quote_identifier(name: str) -> str:
+    """A name as a DuckDB identifier, whatever characters it holds."""
+    return '"' + name.replace('"', '""') + '"'
