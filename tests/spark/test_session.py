@@ -1,0 +1,28 @@
+"""The session the Spark engine starts: its catalog, time zone and Python."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from etl.engine.spark.session import spark_session
+from etl.errors import ConfigError
+
+
+def test_session_keeps_tables_as_parquet_in_the_warehouse_folder(spark, tmp_path) -> None:
+    spark.sql("CREATE DATABASE IF NOT EXISTS probe")
+    spark.range(3).write.mode("overwrite").saveAsTable("probe.numbers")
+    table = spark.sql("DESCRIBE TABLE EXTENDED probe.numbers").collect()
+    details = {row["col_name"]: row["data_type"] for row in table}
+    assert details["Provider"] == "parquet"
+    warehouse = spark.conf.get("spark.sql.warehouse.dir")
+    assert details["Location"].removeprefix("file:").startswith(warehouse.removeprefix("file:"))
+    assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
+    assert spark.conf.get("spark.pyspark.python") == sys.executable
+    spark.sql("DROP DATABASE probe CASCADE")
+
+
+def test_a_setting_the_engine_relies_on_cannot_be_overridden(tmp_path) -> None:
+    with pytest.raises(ConfigError, match=r"spark\.sql\.session\.timeZone"):
+        spark_session(tmp_path, conf={"spark.sql.session.timeZone": "America/New_York"})
