@@ -62,13 +62,20 @@ def build_curated(
     columns: dict[str, list[str]] = {}
     for model in first:
         build_model(where, model, columns)
-    _write_calendar(where, calendar)
-    matches = _write_matches(where, config, run_id)
-    stage("publish")
-    for model in models:
-        if model not in first:
-            build_model(where, model, columns)
-    return BuildSummary(matches, control_totals(where, run_id))
+    # Every later step reads all_trips, a view over the staging tables: computed once, kept
+    # in memory for the build (a view is otherwise computed again by each query of it).
+    all_trips = where.name("intermediate.all_trips")
+    spark.catalog.cacheTable(all_trips)
+    try:
+        _write_calendar(where, calendar)
+        matches = _write_matches(where, config, run_id)
+        stage("publish")
+        for model in models:
+            if model not in first:
+                build_model(where, model, columns)
+        return BuildSummary(matches, control_totals(where, run_id))
+    finally:
+        spark.catalog.uncacheTable(all_trips)
 
 
 class Tables:

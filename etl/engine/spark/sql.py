@@ -73,9 +73,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite(exp.PercentileCont, "percentile(:this, :expression)",
             "quantile_cont(x, p): Spark's percentile_cont(x, p) takes one argument"),
     Rewrite(exp.Div, "try_divide(:this, :expression)",
-            "x / 0: Spark's ANSI mode fails the whole job (DuckDB gives NULL for integers and "
-            "an infinity for floats; here it is NULL)"),
-    Rewrite(exp.Cast, lambda cast: exp.TryCast(this=cast.this, to=cast.to),
+            "x / 0: Spark's ANSI mode fails the whole job; try_divide gives NULL where DuckDB "
+            "gives an infinity"),
+    Rewrite(exp.Cast, lambda cast: exp.TryCast(this=cast.this, to=cast.to, safe=True),
             "a cast of a bad value, such as the text 'NULL', fails a whole Spark job in ANSI "
             "mode; DuckDB fails the statement, so the rows it would keep are the same"),
 )  # fmt: skip
