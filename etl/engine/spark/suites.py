@@ -1,0 +1,199 @@
+"""Batch suites on Spark (design step 6): the same suite files, through Great Expectations'
+Spark datasource, giving the same rows for `quality.checks` as the DuckDB engine.
+
+The batch is the one DuckDB checks (`warehouse/audit/batch_view.sql`, twinned in
+`warehouse/spark/audit/`): this run's rows of one source that are trips, with the key the suite
+tests for uniqueness. A suite's `derived_columns` are written in DuckDB's SQL; they are
+transpiled to Spark's with sqlglot. Suites, parameters, severities and the translation of GX's
+results into `CheckResult` are `etl.quality`'s own, so both engines record the same rows and
+the same failed-audit decision (`SourceCheck.blocks_publish`).
+
+GX is imported on first use (5-7 s), as on DuckDB.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from etl.config.spec import Config
+from etl.paths import WAREHOUSE_DIR
+from etl.quality.audit import ROW_COUNT_BAND, SourceCheck
+from etl.quality.batch import (
+    DEFAULT_RESULT_FORMAT,
+    SKIPPED_EMPTY_BATCH,
+    CheckResult,
+    Suite,
+    gx_context,
+    load_suite,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.datasource.fluent.interfaces import Batch
+    from pyspark.sql import DataFrame, SparkSession
+
+SPARK_AUDIT_SQL = WAREHOUSE_DIR / "spark" / "audit"
+
+
+def quote(name: str) -> str:
+    """A Spark SQL identifier, backquoted: any name is safe inside SQL text."""
+    return "`" + name.replace("`", "``") + "`"
+
+
+def batch_frame(
+    spark: SparkSession, source: str, key: Sequence[str], run_id: str, schema: str = "staging"
+) -> DataFrame:
+    """The rows of `source` that run `run_id` staged and that are trips, with `_record_key`."""
+    sql = (SPARK_AUDIT_SQL / "batch_view.sql").read_text().format(
+        table=f"{quote(schema)}.{quote(source)}",
+        key_columns=", ".join(quote(k) for k in key),
+    )  # fmt: skip
+    return spark.sql(sql, args={"run_id": run_id})
+
+
+def with_derived(frame: DataFrame, derived: Mapping[str, str]) -> DataFrame:
+    """`frame` plus the suite's derived columns (DuckDB SQL, transpiled to Spark's), except
+    those the frame already has: its own column is used then, as on DuckDB."""
+    import sqlglot
+    from pyspark.sql import functions as F
+
+    extra = {}
+    for name, expression in derived.items():
+        if name not in frame.columns:
+            (spark_sql,) = sqlglot.transpile(expression, read="duckdb", write="spark")
+            extra[name] = F.expr(spark_sql)
+    return frame.withColumns(extra) if extra else frame
+
+
+def run_suite(
+    frame: DataFrame,
+    suite: Suite,
+    params: Mapping[str, float],
+    *,
+    context: AbstractDataContext | None = None,
+    result_format: str | dict = DEFAULT_RESULT_FORMAT,
+) -> list[CheckResult]:
+    """`etl.quality.batch.run_suite` on a Spark DataFrame: one CheckResult per expectation, in
+    suite order, with the suite's derived columns added to `frame`."""
+    from etl.quality.batch import _build_gx_suite, _skip_without_params
+
+    results, to_run = _skip_without_params(suite, params)
+    if not to_run:
+        return results  # type: ignore[return-value]
+    gx_suite = _build_gx_suite(suite, to_run)
+    ctx = context if context is not None else gx_context()
+    with spark_batch(ctx, with_derived(frame, suite.derived_columns)) as batch:
+        fmt = dict(result_format) if isinstance(result_format, Mapping) else result_format
+        validation = batch.validate(gx_suite, result_format=fmt)
+    return _fill(results, to_run, suite, validation.results)
+
+
+def _fill(
+    results: list[CheckResult | None], to_run: list, suite: Suite, validated: list[Any]
+) -> list[CheckResult]:
+    """The results with those GX computed put in their suite positions."""
+    from etl.quality.batch import _INDEX_KEY, _jsonable, _to_check_result
+
+    by_index = {int(res.expectation_config.meta[_INDEX_KEY]): res for res in validated}
+    for i, exp, kwargs in to_run:
+        res = by_index.get(i)
+        if res is None:  # GX dropped it: never report a check as passed that did not run
+            results[i] = CheckResult(
+                suite.name, exp.name, exp.severity, False, None,
+                {"kwargs": _jsonable(kwargs), "exception": "no result from Great Expectations"},
+            )  # fmt: skip
+        else:
+            results[i] = _to_check_result(suite.name, exp, kwargs, res)
+    return results  # type: ignore[return-value]
+
+
+@contextmanager
+def spark_batch(context: AbstractDataContext, frame: DataFrame) -> Iterator[Batch]:
+    """A GX batch over `frame`, through a Spark datasource registered under a fresh name and
+    removed on exit; the frame is cached while the suite's metrics read it (one scan of the
+    staging table, not one per metric) and uncached after."""
+    name = f"etl_spark_{uuid.uuid4().hex[:12]}"
+    datasource = context.data_sources.add_spark(name=name, persist=False)
+    cached = frame.cache()
+    try:
+        asset = datasource.add_dataframe_asset(name="batch")
+        definition = asset.add_batch_definition_whole_dataframe("whole")
+        yield definition.get_batch(batch_parameters={"dataframe": cached})
+    finally:
+        cached.unpersist()
+        context.data_sources.delete(name)
+
+
+def audit_run(
+    spark: SparkSession,
+    config: Config,
+    config_dir: Path,
+    run_id: str,
+    files_loaded: Mapping[str, int],
+    staging: str = "staging",
+    quality: str = "quality",
+) -> list[SourceCheck]:
+    """Run the suite of every source that loaded files this run, on its batch in the schema
+    `staging`, with the row-count band from the manifest in `quality`: the results, as
+    `etl.quality.audit.audit_run` gives them (`check_rows` makes its rows of them)."""
+    checks: list[SourceCheck] = []
+    for name, source in config.sources.items():
+        if not source.suite or not files_loaded.get(name):
+            continue
+        suite = load_suite(config_dir / source.suite)
+        frame = batch_frame(spark, name, source.key, run_id, staging)
+        params = row_count_params(spark, name, run_id, files_loaded[name], quality)
+        checks.extend(SourceCheck(name, r) for r in _run_on_batch(frame, suite, params))
+    return checks
+
+
+def _run_on_batch(frame: DataFrame, suite: Suite, params: dict[str, float]) -> list[CheckResult]:
+    """As on DuckDB: a batch without rows runs only the expectations on the table as a whole
+    (its row count); the others pass as skipped, with no observed value."""
+    if not frame.isEmpty():
+        return run_suite(frame, suite, params)
+    on_table = tuple(e for e in suite.expectations if e.type.startswith("expect_table_"))
+    ran = iter(run_suite(frame, replace(suite, expectations=on_table), params))
+    return [
+        next(ran)
+        if e in on_table
+        else CheckResult(suite.name, e.name, e.severity, True, None, dict(SKIPPED_EMPTY_BATCH))
+        for e in suite.expectations
+    ]
+
+
+def row_count_params(
+    spark: SparkSession, source: str, run_id: str, files: int, quality: str = "quality"
+) -> dict[str, float]:
+    """The row-count band of a batch of `files` files, from the files earlier runs loaded
+    (the manifest in the schema `quality`); none without history."""
+    sql = (SPARK_AUDIT_SQL / "row_count_history.sql").read_text().format(schema=quote(quality))
+    rows_per_file, history = spark.sql(sql, args={"source": source, "run_id": run_id}).first()
+    if not history or rows_per_file is None:
+        return {}
+    expected = float(rows_per_file) * files
+    low, high = ROW_COUNT_BAND
+    return {"min_rows": expected * low, "max_rows": expected * high}
+
+
+def check_rows(run_id: str, checks: Sequence[SourceCheck]) -> list[tuple]:
+    """The `quality.checks` rows of the results, in its column order."""
+    return [
+        (
+            run_id,
+            c.source,
+            c.result.suite,
+            c.result.expectation,
+            c.result.severity,
+            c.result.success,
+            c.result.observed_value,
+            json.dumps(c.result.details, default=str),
+        )
+        for c in checks
+    ]
