@@ -126,12 +126,13 @@ StageFile = Callable[[Any], tuple[pl.DataFrame, pl.DataFrame, FileRecord, dict[s
 @dataclass(frozen=True)
 class StagingWork:
     """Files an engine stages as its own tasks (`Engine.stage_files`): each is given to
-    `stage_file`, in a task of its own; `empty` is each source's staging shape."""
+    `stage_file` in a task; `empty` is each source's staging shape."""
 
     run_id: str
     files: Sequence[Any]  # what `stage_file` is given: a file and its source
     sources: Sequence[str]  # the source of each file
     paths: Sequence[str]  # the path of each file (its record's `path`)
+    sizes: Sequence[int]  # the bytes of each file (uncompressed), to spread them over tasks
     stage_file: StageFile
     empty: dict[str, pl.DataFrame]
 

@@ -155,6 +155,7 @@ def _staging_work(
         files=trips,
         sources=[ref.source for ref, _ in trips],
         paths=[ref.path for ref, _ in trips],
+        sizes=[ref.size_bytes for ref, _ in trips],
         stage_file=FileStager(job.run_id, job.checkers, boundary, job.config.limits, job.sizes),
         empty={name: empty_staging_frame(job.config.sources[name]) for name in names},
     )

@@ -45,10 +45,11 @@ if TYPE_CHECKING:  # pragma: no cover
 T = TypeVar("T")
 LEDGER_SQL = WAREHOUSE_DIR / "spark" / "engine" / "ledger.sql"
 RUNS, FILES, QUARANTINE = "quality.runs", "quality.files", "quality.quarantine"
+CHECKS = "quality.checks"
 # What a run that did not publish still records: itself, its files, its rejected rows, its
 # checks and control totals (as DuckDB's withdrawal keeps them).
-LEDGER = (RUNS, FILES, QUARANTINE, "quality.checks", "quality.control_totals")
-KEPT_ON_WITHDRAW = {RUNS: "run_id", QUARANTINE: "run_id", "quality.checks": "run_id"}
+LEDGER = (RUNS, FILES, QUARANTINE, CHECKS, "quality.control_totals")
+KEPT_ON_WITHDRAW = {RUNS: "run_id", QUARANTINE: "run_id", CHECKS: "run_id"}
 
 
 def open_spark_engine(
@@ -82,6 +83,7 @@ class SparkEngine:
 
     def __init__(self, spark: SparkSession, reader: Path, models_dir: Path, config: Config):
         self.spark, self.reader, self.owns_session = spark, reader, False
+        self.run_id = ""  # from start_run
         # Parquet timestamps as instants in microseconds, which DuckDB reads as TIMESTAMPTZ.
         spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         self.catalog = Catalog(spark)
@@ -111,6 +113,7 @@ class SparkEngine:
         self._write_reader()
 
     def start_run(self, run_id: str, config_path: str, data_root: str) -> None:
+        self.run_id = run_id
         self.catalog.mark_dirty(run_id)
         self._write(RUNS, ledger.started(self._read(RUNS), run_id, config_path, data_root))
 
@@ -153,10 +156,11 @@ class SparkEngine:
         staging table and quarantine, the file records in the order of `work.files`."""
         records: dict[str, tuple[FileRecord, dict[str, int]]] = {}
         for source in dict.fromkeys(work.sources):
-            files = [f for f, s in zip(work.files, work.sources, strict=True) if s == source]
+            mine = [i for i, name in enumerate(work.sources) if name == source]
             out = f"etl.staged_{source}"
             self.spark.sql(f"DROP TABLE IF EXISTS {out}")
-            stage_source(self.spark, files, work.stage_file, work.empty[source], out)
+            stage_source(self.spark, [work.files[i] for i in mine], [work.sizes[i] for i in mine],
+                         work.stage_file, work.empty[source], out)  # fmt: skip
             rows, quarantine, found = split(self.spark, out, work.empty[source])
             self.catalog.append(f"staging.{source}", rows)
             self.catalog.append(QUARANTINE, quarantine)
@@ -176,8 +180,16 @@ class SparkEngine:
     # -- audit, publish, withdraw --------------------------------------------------------------
 
     def run_suites(self, audit: Callable[[Any], T]) -> T:
-        """Great Expectations validates on this session (etl.engine.spark.suites)."""
-        return audit(self.spark)
+        """Great Expectations validates on this session (etl.engine.spark.suites); the results
+        are recorded in `quality.checks`."""
+        from etl.engine.spark.suites import check_rows
+
+        checks = audit(self.spark)
+        rows = check_rows(self.run_id, checks)  # type: ignore[arg-type]
+        if rows:
+            schema = self.spark.table(CHECKS).schema
+            self.catalog.append(CHECKS, self.spark.createDataFrame(rows, schema))
+        return checks
 
     def publish(
         self, publication: Publication, checkpoint: Checkpoint, progress: Callable[[str], None]

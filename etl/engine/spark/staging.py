@@ -1,9 +1,10 @@
-"""Files staged as Spark tasks: one task per file, the toolkit's own staging inside it.
+"""Files staged as Spark tasks: a file is the unit of work, the toolkit's own staging inside.
 
 The run hands over a picklable `stage_file` (etl.run.load.FileStager: the readers, the mapping
 and the pandera-polars row checks, a file read a piece of whole lines at a time) and the files.
-A DataFrame of one row per file, one partition each, goes through `mapInArrow`: each task stages
-its file and yields its staged rows, its quarantined rows and its record as rows of one table,
+A DataFrame of one row per task, one partition each, goes through `mapInArrow`: a task stages
+its files one by one (a large file has a task of its own; small ones share one, as Spark packs
+small files) and yields their staged rows, quarantined rows and records as rows of one table,
 told apart by `_kind`. That table is written once as Parquet, then split into the source's
 staging rows, quarantine rows, and the file records the driver collects (small).
 """
@@ -35,9 +36,14 @@ Q = "q_"
 
 
 def stage_source(
-    spark: SparkSession, files: list[Any], stage_file: StageFile, empty: pl.DataFrame, out: str
-) -> StructType:
-    """Stage `files` (of one source) as tasks into the table `out`; its Spark schema."""
+    spark: SparkSession,
+    files: list[Any],
+    sizes: list[int],
+    stage_file: StageFile,
+    empty: pl.DataFrame,
+    out: str,
+) -> None:
+    """Stage `files` (of one source, `sizes` bytes each) as tasks into the table `out`."""
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     staged = empty.to_arrow().schema
@@ -45,15 +51,44 @@ def stage_source(
     fields += [pa.field(KIND, pa.string()), pa.field(RECORD, pa.string())]
     spark_schema = from_arrow_schema(pa.schema(fields))
     arrow_schema = to_arrow_schema(spark_schema)
+    tasks = packed(sizes, _conf_bytes(spark, "spark.sql.files.maxPartitionBytes"),
+                   _conf_bytes(spark, "spark.sql.files.openCostInBytes"),
+                   spark.sparkContext.defaultParallelism)  # fmt: skip
 
-    def tasks(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def stage(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
-            for index in batch.column(0).to_pylist():
-                yield from _file_rows(stage_file(files[index]), arrow_schema)
+            for task in batch.column(0).to_pylist():
+                for index in tasks[task]:
+                    yield from _file_rows(stage_file(files[index]), arrow_schema)
 
-    refs = spark.range(0, len(files), 1, numPartitions=len(files))
-    refs.mapInArrow(tasks, spark_schema).write.mode("overwrite").saveAsTable(out)
-    return spark_schema
+    ids = spark.range(0, len(tasks), 1, numPartitions=len(tasks))
+    ids.mapInArrow(stage, spark_schema).write.mode("overwrite").saveAsTable(out)
+
+
+def packed(sizes: list[int], max_bytes: int, open_cost: int, parallelism: int) -> list[list[int]]:
+    """The files (by index) each task stages: a file is never split across tasks, and small
+    ones share a task, as Spark's own file sources pack them (FilePartition): each costs its
+    size plus `open_cost`, a task holds up to a split of the total spread over `parallelism`
+    cores, capped at `max_bytes`. A large file is read in pieces of whole lines in its task."""
+    total = sum(size + open_cost for size in sizes)
+    split = min(max_bytes, max(open_cost, total // max(parallelism, 1)))
+    tasks: list[list[int]] = []
+    room = 0
+    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        cost = sizes[index] + open_cost
+        if not tasks or cost > room:
+            tasks.append([])
+            room = split
+        tasks[-1].append(index)
+        room -= cost
+    return tasks
+
+
+def _conf_bytes(spark: SparkSession, key: str) -> int:
+    """A size setting of the session in bytes ('128MB', '4194304b')."""
+    return spark.sparkContext._jvm.org.apache.spark.network.util.JavaUtils.byteStringAsBytes(
+        spark.conf.get(key)
+    )
 
 
 def _file_rows(

@@ -45,3 +45,12 @@ CREATE TABLE IF NOT EXISTS quality.control_totals (
     fare_curated_usd DOUBLE, unexplained_read BIGINT, unexplained_staging BIGINT,
     unexplained_rows BIGINT, unexplained_fare_usd DOUBLE, unexplained_quarantine BIGINT
 ) USING parquet
+
+-- name: manifest
+CREATE OR REPLACE VIEW quality.manifest AS
+SELECT * FROM quality.files AS f
+WHERE status = 'loaded'
+  AND NOT EXISTS (
+      SELECT 1 FROM quality.files AS g
+      WHERE g.status = 'loaded' AND g.path = f.path AND g.recorded_at > f.recorded_at
+  )
