@@ -59,9 +59,9 @@ def rows(path: Path, sql: str) -> list[tuple]:
 @pytest.fixture(scope="module")
 def spark_run(spark, sample_data, tmp_path_factory):
     """The shared sample loaded by the Spark engine; the readers' file of its warehouse."""
-    from etl.run.pipeline import run
+    from conftest import DEFAULT_CONFIG
 
-    from tests.conftest import DEFAULT_CONFIG
+    from etl.run.pipeline import run
 
     reader = tmp_path_factory.mktemp("spark_run") / "warehouse.duckdb"
     started = time.monotonic()
@@ -120,15 +120,18 @@ def test_status_and_sql_read_the_spark_warehouse(spark_run) -> None:
          "--format", "json"],
     )  # fmt: skip
     assert sql.exit_code == 0, sql.output
-    assert json.loads(sql.output)[0]["n"] == rows(spark_run, "SELECT count(*) FROM curated.trips")[0][0]
+    assert (
+        json.loads(sql.output)[0]["n"]
+        == rows(spark_run, "SELECT count(*) FROM curated.trips")[0][0]
+    )
 
 
 def test_a_wrong_unit_month_fails_the_audit_on_spark_and_publishes_nothing(
     spark_run, sample_data, tmp_path
 ) -> None:
-    from etl.run.pipeline import run
+    from conftest import DEFAULT_CONFIG
 
-    from tests.conftest import DEFAULT_CONFIG
+    from etl.run.pipeline import run
 
     data = tmp_path / "data"
     shutil.copytree(sample_data, data)

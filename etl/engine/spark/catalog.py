@@ -165,7 +165,9 @@ class Catalog:
         digest = hashlib.sha256()
         for path in sorted(folder.rglob("*")):
             stat = path.stat()
-            digest.update(f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+            digest.update(
+                f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
+            )
         return digest.hexdigest()[:16]
 
 

@@ -23,7 +23,6 @@ from etl.engine.base import FileRecord, StageFile
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.types import StructType
 
 KIND, RECORD = "_kind", "_record"
 # quality.quarantine's columns (warehouse/ddl/quality.sql), prefixed in the staging output.
@@ -104,7 +103,9 @@ def _file_rows(
     yield from _aligned(record_row, schema, "file", "")
 
 
-def _aligned(table: pa.Table, schema: pa.Schema, kind: str, prefix: str) -> Iterator[pa.RecordBatch]:
+def _aligned(
+    table: pa.Table, schema: pa.Schema, kind: str, prefix: str
+) -> Iterator[pa.RecordBatch]:
     """`table`'s columns under `schema`'s names (with `prefix`), nulls for the others."""
     if not table.num_rows:
         return
