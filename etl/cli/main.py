@@ -163,10 +163,23 @@ def run(
         bool, typer.Option("--full-refresh", help="Reload every file and rebuild everything.")
     ] = False,
     as_json: JsonOption = False,
+    engine: Annotated[
+        str, typer.Option("--engine", help="duckdb (one machine) or spark (a cluster).")
+    ] = "duckdb",
+    master: Annotated[
+        str | None, typer.Option("--master", help="Spark master URL (default local[*]).")
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option("--spark-conf", help="A Spark setting KEY=VALUE (repeatable)."),
+    ] = None,
 ) -> None:
     """The nightly load: read every source, check, integrate and publish."""
     from etl.cli.output import print_run, reporting
+    from etl.run.pipeline import EngineChoice
     from etl.run.pipeline import run as run_pipeline
+
+    choice = EngineChoice(engine, master, _settings(spark_conf or []))
 
     if not config.exists():
         raise fail(
@@ -175,9 +188,19 @@ def run(
             "chooses one, --config FILE a sources file"
         )
     with reporting(quiet=as_json) as reporter:
-        result = run_pipeline(config, data_root, warehouse, full_refresh, reporter=reporter)
+        result = run_pipeline(
+            config, data_root, warehouse, full_refresh, reporter=reporter, engine_choice=choice
+        )
     print_run(result, as_json=as_json, data_root=data_root)
     raise typer.Exit(result.exit_code)
+
+
+def _settings(pairs: list[str]) -> dict[str, str]:
+    """`KEY=VALUE` options as a mapping; one without `=` is bad usage."""
+    for pair in pairs:
+        if "=" not in pair or not pair.split("=", 1)[0].strip():
+            raise fail(f"--spark-conf {pair!r}: give KEY=VALUE")
+    return {key.strip(): value for key, value in (pair.split("=", 1) for pair in pairs)}
 
 
 @app.command()

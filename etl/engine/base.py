@@ -118,6 +118,25 @@ class NotReconciled:
     totals: pl.DataFrame
 
 
+# Stages one file in a task of the engine's (picklable): staged rows, quarantined rows, and the
+# file's record with its rows per reason and flag. Built by etl.run.load, which owns staging.
+StageFile = Callable[[Any], tuple[pl.DataFrame, pl.DataFrame, FileRecord, dict[str, int]]]
+
+
+@dataclass(frozen=True)
+class StagingWork:
+    """Files an engine stages as its own tasks (`Engine.stage_files`): each is given to
+    `stage_file` in a task; `empty` is each source's staging shape."""
+
+    run_id: str
+    files: Sequence[Any]  # what `stage_file` is given: a file and its source
+    sources: Sequence[str]  # the source of each file
+    paths: Sequence[str]  # the path of each file (its record's `path`)
+    sizes: Sequence[int]  # the bytes of each file (uncompressed), to spread them over tasks
+    stage_file: StageFile
+    empty: dict[str, pl.DataFrame]
+
+
 class Engine(Protocol):
     """A warehouse as the run's stages use it."""
 
@@ -148,6 +167,11 @@ class Engine(Protocol):
 
     def stage_batch(self, source: str, staged: pl.DataFrame, quarantine: pl.DataFrame) -> None:
         """Write a batch's staged and quarantined rows (perhaps after this returns)."""
+
+    def stage_files(self, work: StagingWork) -> list[tuple[FileRecord, dict[str, int]]] | None:
+        """Stage trip files as the engine's own tasks, one per file, and write their rows; each
+        file's record and rows per reason. None: the engine does not; the load stages batches
+        in this process and hands them to `stage_batch`."""
 
     def discard_file(self, run_id: str, source: str, path: str) -> None:
         """Remove the rows this run staged and quarantined for one file."""

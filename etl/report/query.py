@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 
 from etl.engine.duckdb.warehouse import connect
+from etl.engine.spark.readers import tables_folder
 from etl.errors import QueryError, WarehouseError
 
 
@@ -36,7 +37,8 @@ def run_query(
     except WarehouseError as exc:
         raise QueryError(str(exc)) from None
     try:
-        _lock_down(con, readable)
+        # A warehouse the Spark engine built is views over its Parquet files, beside it.
+        _lock_down(con, (*readable, tables_folder(warehouse)))
         cursor = con.execute(statement, params) if params else con.execute(statement)
         if cursor.description is None:
             return [], []

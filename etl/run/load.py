@@ -17,7 +17,7 @@ import polars as pl
 import shapely
 
 from etl.config.spec import Config, Limits, Source
-from etl.engine.base import Engine, KeyLookup
+from etl.engine.base import Engine, KeyLookup, StagingWork
 from etl.readers import READERS
 from etl.readers.geojson import read_boundary
 from etl.run.crashpoints import crash_point
@@ -32,6 +32,7 @@ from etl.stage.batch import (
     FileReader,
     KeysElsewhere,
     RowChecker,
+    empty_staging_frame,
     stage_files,
 )
 
@@ -128,10 +129,88 @@ def load(
 ) -> Loaded:
     """Read, stage and write every file to load."""
     loader = _Loader(engine, job, reporter, [ref.path for ref, _ in todo])
+    boundaries = tuple(item for item in todo if item[1].entity == "boundary")
+    trips = tuple(item for item in todo if item[1].entity != "boundary")
     with engine.loading():
-        loader.load(todo)
+        loader.load(boundaries)  # first: this run's trips are tested against a new boundary
+        staged = engine.stage_files(_staging_work(job, trips, loader.boundary)) if trips else []
+        if staged is None:
+            loader.load(trips)
+        for record, reasons in staged or ():
+            outcome = FileOutcome(**vars(record), reasons=Counter(reasons))
+            loader.outcomes.append(outcome)
+            reporter.advance(outcome.path)
+            _log_outcome(reporter, outcome)
     crash_point("loaded")
     return Loaded(tuple(loader.outcomes), loader.boundaries)
+
+
+def _staging_work(
+    job: LoadJob, trips: tuple[tuple[FileRef, Source], ...], boundary: shapely.Geometry | None
+) -> StagingWork:
+    """The trip files for an engine that stages them as its own tasks (`Engine.stage_files`)."""
+    names = {ref.source for ref, _ in trips}
+    return StagingWork(
+        job.run_id,
+        files=trips,
+        sources=[ref.source for ref, _ in trips],
+        paths=[ref.path for ref, _ in trips],
+        sizes=[ref.size_bytes for ref, _ in trips],
+        stage_file=FileStager(job.run_id, job.checkers, boundary, job.config.limits, job.sizes),
+        empty={name: empty_staging_frame(job.config.sources[name]) for name in names},
+    )
+
+
+@dataclass(frozen=True)
+class FileStager:
+    """Stages one whole file, a piece at a time, as `_Loader` stages a batch: the same reader,
+    mapping and row checks, for an engine that runs it in a task of its own. A key another file
+    holds is not looked up here (the task sees only its file)."""
+
+    run_id: str
+    checkers: dict[str, RowChecker]
+    boundary: shapely.Geometry | None
+    limits: Limits
+    sizes: LoadSizes
+
+    def __call__(
+        self, item: tuple[FileRef, Source]
+    ) -> tuple[pl.DataFrame, pl.DataFrame, FileOutcome, dict[str, int]]:
+        ref, source = item
+        file = _File(ref, FileReader(ref, source))
+        staged, quarantined, seen_keys = [], [], None
+        by_lines = READERS[source.format].by_lines
+        try:
+            for piece in read_pieces(ref, self.sizes.piece_bytes, self.limits, by_lines):
+                file.sha256 = piece.sha256 or file.sha256
+                read = file.reader.read(piece.data, piece.last)
+                if read is None:
+                    continue
+                batch = stage_files(
+                    [read], source, self.run_id, self.checkers[ref.source], self.boundary,
+                    seen_keys,
+                )  # fmt: skip
+                seen_keys = batch.seen_keys
+                staged.append(batch.staged)
+                quarantined.append(batch.quarantine)
+                file.add(read, batch.counts[ref.path], batch.reason_counts.get(ref.path, {}))
+        except SourceError as exc:
+            outcome = file.outcome(file.reader.locate(exc))
+            return pl.DataFrame(), pl.DataFrame(), outcome, {}
+        outcome = file.outcome()
+        frames = [pl.concat(f, how="diagonal_relaxed") if f else pl.DataFrame()
+                  for f in (staged, quarantined)]  # fmt: skip
+        return frames[0], frames[1], outcome, dict(outcome.reasons)
+
+
+def _log_outcome(reporter: Reporter, outcome: FileOutcome) -> None:
+    if outcome.status == "failed":
+        reporter.log(f"{outcome.path}: FAILED: {outcome.reason}")
+    else:
+        reporter.log(
+            f"{outcome.path}: {outcome.rows_read} read, {outcome.rows_staged} staged, "
+            f"{outcome.rows_quarantined} quarantined"
+        )
 
 
 class _Loader:

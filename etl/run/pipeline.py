@@ -14,12 +14,14 @@ step that touches the warehouse is a call on the engine (:mod:`etl.engine.base`)
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from etl.config.load import load_config
+from etl.config.spec import Config
 from etl.engine.base import Engine
 from etl.engine.duckdb.engine import DuckDBEngine
-from etl.errors import EXIT_INTERNAL, EtlError, SourceError
+from etl.errors import EXIT_INTERNAL, ConfigError, EtlError, SourceError
 from etl.paths import project_models
 from etl.quality.audit import preload_great_expectations
 from etl.readers import formats
@@ -29,7 +31,25 @@ from etl.run.load import LoadJob, LoadSizes, load
 from etl.run.publish import audit, publish
 from etl.run.reporter import Reporter, SilentReporter
 
-__all__ = ["FileOutcome", "LoadSizes", "Reporter", "RunResult", "SilentReporter", "run"]
+__all__ = [
+    "EngineChoice", "FileOutcome", "LoadSizes", "Reporter", "RunResult", "SilentReporter", "run",
+]  # fmt: skip
+ENGINES = ("duckdb", "spark")
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    """The engine a run loads with: DuckDB (the default), or Spark on `master` with `conf`."""
+
+    name: str = "duckdb"
+    master: str | None = None
+    conf: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.name not in ENGINES:
+            raise ConfigError(f"--engine {self.name}: choose one of {', '.join(ENGINES)}")
+        if self.name != "spark" and (self.master or self.conf):
+            raise ConfigError("--master and --spark-conf are for --engine spark")
 
 
 def run(
@@ -39,6 +59,7 @@ def run(
     full_refresh: bool = False,
     reporter: Reporter | None = None,
     sizes: LoadSizes = LoadSizes(),
+    engine_choice: EngineChoice = EngineChoice(),
 ) -> RunResult:
     """Load every source, audit and publish. Raises ConfigError/SourceError for bad usage."""
     config = load_config(config_path, formats())
@@ -47,7 +68,7 @@ def run(
     if not data_root.is_dir():
         raise SourceError(f"{data_root}: data root is not a directory")
     models_dir = project_models(config_path.parent)
-    engine = DuckDBEngine(warehouse_path, models_dir, config)
+    engine = _open_engine(engine_choice, warehouse_path, models_dir, config)
     run_id = ledger.new_run_id()
     try:
         ledger.recover(engine, list(config.sources))
@@ -64,6 +85,18 @@ def run(
         raise
     finally:
         engine.close()
+
+
+def _open_engine(
+    choice: EngineChoice, warehouse_path: Path, models_dir: Path, config: Config
+) -> Engine:
+    """The engine asked for; Spark's is imported only when chosen (it needs the `spark` extra).
+    Raises WarehouseError, ConfigError."""
+    if choice.name == "spark":
+        from etl.engine.spark.engine import open_spark_engine
+
+        return open_spark_engine(warehouse_path, models_dir, config, choice.master, choice.conf)
+    return DuckDBEngine(warehouse_path, models_dir, config)
 
 
 def _plan_load_publish(

@@ -92,6 +92,14 @@ def control_totals(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
     totals = pl.from_arrow(con.sql(sql).to_arrow_table()).select(
         pl.lit(run_id).alias("run_id"), pl.all()
     )
+    reconcile(totals)
+    append(con, "quality.control_totals", totals)
+    return totals
+
+
+def reconcile(totals: pl.DataFrame) -> None:
+    """Raise ReconciliationError unless every unexplained difference of the totals is 0 (the
+    fares to the cent); any engine's totals, as warehouse/audit/control_totals.sql gives them."""
     bad = totals.filter(
         pl.any_horizontal(pl.col(c) != 0 for c in UNEXPLAINED)
         | (pl.col("unexplained_fare_usd").abs() > 0.01)
@@ -109,21 +117,22 @@ def control_totals(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
             ),
             totals,
         )
-    append(con, "quality.control_totals", totals)
-    return totals
+
+
+def calendar_years(first: date | None, last: date | None) -> tuple[date, date]:
+    """Whole years around the trips' first and last dates (this year without trips), so that
+    a day without trips is still a day."""
+    today = date.today()
+    return date((first or today).year, 1, 1), date((last or today).year, 12, 31)
 
 
 def _write_calendar(
     con: duckdb.DuckDBPyConnection, build_dim_date: Callable[[date, date], pl.DataFrame]
 ) -> None:
-    """Whole years around the trips' dates, so that a day without trips is still a day."""
     first, last = con.execute(
         "SELECT min(pickup_at)::DATE, max(pickup_at)::DATE FROM intermediate.all_trips"
     ).fetchall()[0]
-    today = date.today()
-    start = date((first or today).year, 1, 1)
-    end = date((last or today).year, 12, 31)
-    calendar = build_dim_date(start, end)
+    calendar = build_dim_date(*calendar_years(first, last))
     con.execute("DROP TABLE IF EXISTS intermediate.calendar")
     append(con, "intermediate.calendar", calendar)
 

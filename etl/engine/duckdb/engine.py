@@ -24,6 +24,7 @@ from etl.engine.base import (
     Publication,
     Published,
     RunRecord,
+    StagingWork,
 )
 from etl.engine.duckdb import sql_models, warehouse
 from etl.engine.duckdb.build import ReconciliationError, build_curated
@@ -118,6 +119,10 @@ class DuckDBEngine:
     def stage_batch(self, source: str, staged: pl.DataFrame, quarantine: pl.DataFrame) -> None:
         writes = [(f"staging.{source}", staged), ("quality.quarantine", quarantine)]
         self._writer().submit([(table, frame) for table, frame in writes if frame.height])
+
+    def stage_files(self, work: StagingWork) -> None:
+        """DuckDB stages batches in this process, written behind a thread (`stage_batch`)."""
+        return None
 
     def discard_file(self, run_id: str, source: str, path: str) -> None:
         self._writer().flush()

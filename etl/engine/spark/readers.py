@@ -1,0 +1,45 @@
+"""The published state of a Spark-built warehouse for readers outside Spark: a DuckDB file of
+views, one per published table, over the Parquet files of its version.
+
+`etl status`, `sql`, `report` and `train` open it as they open a DuckDB warehouse, read-only:
+no JVM, no Spark session. It is written next to itself and renamed over the old one after each
+commit, so a reader sees one published state or the next, never a mix.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from etl.engine.duckdb.warehouse import named_statements
+from etl.engine.spark.catalog import WORKING
+from etl.paths import WAREHOUSE_DIR
+
+STATEMENTS = WAREHOUSE_DIR / "spark" / "engine" / "reader.sql"
+
+
+def write_reader(path: Path, tables: dict[str, Path]) -> None:
+    """The DuckDB file at `path`: a view of each published table (name: its Parquet folder)."""
+    sql = named_statements(STATEMENTS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nearby = path.with_name(path.name + ".next")
+    nearby.unlink(missing_ok=True)
+    con = duckdb.connect(str(nearby))
+    try:
+        for schema in WORKING:
+            con.execute(f"CREATE SCHEMA {schema}")
+        for name, folder in sorted(tables.items()):
+            files = str(folder / "*.parquet").replace("'", "''")
+            con.execute(sql["table_view"].format(name=name, files=files))
+        if "quality.files" in tables:
+            con.execute(sql["manifest"])
+    finally:
+        con.close()
+    os.replace(nearby, path)
+
+
+def tables_folder(reader: Path) -> Path:
+    """The Spark warehouse folder beside a reader file: `warehouse.duckdb` -> `warehouse.spark`."""
+    return reader.with_suffix(".spark")

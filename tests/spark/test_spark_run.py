@@ -1,0 +1,233 @@
+"""`etl run --engine spark` on local[2] against the DuckDB engine on the same sample, the audit
+that stops a wrong-unit month, and a driver killed in the middle of its publish.
+
+The Spark warehouse is read as its readers read it: the DuckDB file of views over the published
+Parquet versions, which `etl status` and `etl sql` open. The sample run shares the session of
+the other Spark tests (one catalog per JVM); the kill test runs `etl` as processes of their own,
+on a warehouse of their own, since a killed driver takes its JVM with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from dfhv import member_text, trip, write_zip
+from typer.testing import CliRunner
+
+from etl.cli.main import app
+from etl.engine.spark.readers import tables_folder
+from etl.run.pipeline import EngineChoice
+
+# curated.trips's contract columns, as text both engines write alike (floats to 6 places).
+CONTRACT = (
+    "trip_id", "source", "source_record_id", "pickup_at", "dropoff_at", "pickup_lat",
+    "pickup_lon", "dropoff_lat", "dropoff_lon", "distance_miles", "duration_s", "fare_usd",
+    "time_precision", "location_precision", "seen_by",
+)  # fmt: skip
+FLOATS = {"pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon", "distance_miles",
+          "duration_s", "fare_usd"}  # fmt: skip
+
+
+def content(con: duckdb.DuckDBPyConnection, table: str, columns=CONTRACT) -> tuple[int, int]:
+    """Row count and an order-independent hash of the rows' contract columns."""
+    parts = []
+    for name in columns:
+        if name in FLOATS:
+            parts.append(f"round({name}, 6)::VARCHAR")
+        elif name == "seen_by":
+            parts.append("list_sort(seen_by)::VARCHAR")
+        else:
+            parts.append(f"{name}::VARCHAR")
+    sql = f"SELECT count(*), sum(hash(concat_ws('|', {', '.join(parts)}))::HUGEINT) FROM {table}"
+    count, digest = con.execute(sql).fetchone()
+    return count, int(digest or 0)
+
+
+def rows(path: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+@pytest.fixture(scope="module")
+def spark_run(spark, sample_data, tmp_path_factory):
+    """The shared sample loaded by the Spark engine; the readers' file of its warehouse."""
+    from conftest import DEFAULT_CONFIG
+
+    from etl.run.pipeline import run
+
+    reader = tmp_path_factory.mktemp("spark_run") / "warehouse.duckdb"
+    started = time.monotonic()
+    result = run(DEFAULT_CONFIG, sample_data, reader, engine_choice=EngineChoice("spark"))
+    print(f"spark run of the sample: {time.monotonic() - started:.1f} s")
+    assert result.exit_code == 0, result.message
+    return reader
+
+
+def test_curated_trips_on_spark_are_duckdbs(spark_run, sample_warehouse) -> None:
+    with duckdb.connect(str(spark_run), read_only=True) as con:
+        con.execute(f"ATTACH '{sample_warehouse.wh.path}' AS duck (READ_ONLY)")
+        spark_trips = content(con, "curated.trips")
+        assert spark_trips[0] > 10_000
+        assert spark_trips == content(con, "duck.curated.trips")
+
+
+def test_quarantine_files_and_control_totals_are_duckdbs(spark_run, sample_warehouse) -> None:
+    for sql in (
+        "SELECT source, file, line, list_sort(reasons) FROM quality.quarantine",
+        "SELECT source, path, status, rows_read, rows_staged, rows_flagged, rows_quarantined, "
+        "blank_lines, control_total, sha256 FROM quality.files",
+        "SELECT source, rows_read, rows_quarantined, rows_staged, rows_excluded, rows_merged, "
+        "rows_curated, round(fare_curated_usd, 2), unexplained_rows FROM quality.control_totals",
+    ):
+        spark = sorted(rows(spark_run, sql), key=repr)
+        assert spark, sql
+        assert spark == sorted(sample_warehouse.wh.query(sql), key=repr), sql
+
+
+def test_matches_and_checks_are_duckdbs(spark_run, sample_warehouse) -> None:
+    matches = (
+        "SELECT left_source, left_id, right_source, right_id, round(time_gap_s, 3), "
+        "round(distance_gap_m, 3), round(score, 6) FROM quality.matches"
+    )
+    assert sorted(rows(spark_run, matches)) == sorted(sample_warehouse.wh.query(matches))
+    checks = "SELECT source, expectation, severity, success, observed_value FROM quality.checks"
+    spark = {c[:4]: c[4] for c in rows(spark_run, checks)}
+    duck = {c[:4]: c[4] for c in sample_warehouse.wh.query(checks)}
+    assert spark.keys() == duck.keys()
+    for key, observed in duck.items():
+        if observed is None or spark[key] is None:
+            assert observed == spark[key], key
+        else:
+            assert float(spark[key]) == pytest.approx(float(observed), rel=1e-9), key
+
+
+def test_status_and_sql_read_the_spark_warehouse(spark_run) -> None:
+    runner = CliRunner()
+    status = runner.invoke(app, ["status", "--warehouse", str(spark_run), "--json"])
+    assert status.exit_code == 0, status.output
+    assert '"published"' in status.output
+    sql = runner.invoke(
+        app,
+        ["sql", "SELECT count(*) AS n FROM curated.trips", "--warehouse", str(spark_run),
+         "--format", "json"],
+    )  # fmt: skip
+    assert sql.exit_code == 0, sql.output
+    assert (
+        json.loads(sql.output)[0]["n"]
+        == rows(spark_run, "SELECT count(*) FROM curated.trips")[0][0]
+    )
+
+
+def test_a_wrong_unit_month_fails_the_audit_on_spark_and_publishes_nothing(
+    spark_run, sample_data, tmp_path
+) -> None:
+    from conftest import DEFAULT_CONFIG
+
+    from etl.run.pipeline import run
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_data, data)
+    before = rows(spark_run, "SELECT count(*) FROM staging.dc_taxi")
+    with duckdb.connect(str(spark_run), read_only=True) as con:
+        trips_before = content(con, "curated.trips")
+    # A month whose DURATION came in minutes: 10-29 "seconds" for 2.1-mile trips.
+    minutes = [trip(900_000 + k, DURATION=str(10 + k % 20)) for k in range(1, 41)]
+    write_zip(data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_02.txt": member_text(minutes)})
+
+    result = run(DEFAULT_CONFIG, data, spark_run, engine_choice=EngineChoice("spark"))
+
+    assert result.exit_code == 1 and not result.published
+    with duckdb.connect(str(spark_run), read_only=True) as con:
+        assert content(con, "curated.trips") == trips_before
+    assert rows(spark_run, "SELECT count(*) FROM staging.dc_taxi") == before
+    failed = rows(
+        spark_run,
+        "SELECT source, expectation FROM quality.checks WHERE NOT success "
+        f"AND severity = 'error' AND run_id = '{result.run_id}'",
+    )
+    assert [source for source, _ in failed] == ["dc_taxi"] and "speed" in failed[0][1]
+    assert rows(
+        spark_run, "SELECT status FROM quality.files WHERE path LIKE '%taxi_2017_02.txt'"
+    ) == [("audit_failed",)]
+
+
+# -- a driver killed in its publish (processes of their own) ------------------------------------
+
+
+def etl(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m etl run --engine spark` with `args`, as a process of its own."""
+    command = [sys.executable, "-m", "etl", "run", "--engine", "spark", "--master", "local[1]"]
+    return subprocess.run(
+        [*command, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True,
+        timeout=900,
+    )  # fmt: skip
+
+
+def wait_for_jvm_to_end(folder: Path) -> None:
+    """A killed driver's JVM ends when it sees its parent gone; the next run's may only start
+    then (the embedded metastore takes one process at a time)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = [
+            p for p in Path("/proc").iterdir()
+            if p.name.isdigit() and str(folder) in _cmdline(p)
+        ]  # fmt: skip
+        if not running:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the killed driver's JVM did not end")
+
+
+def _cmdline(process: Path) -> str:
+    try:
+        return (process / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def published(reader: Path) -> tuple:
+    """What the readers see: the trips and the runs that published."""
+    with duckdb.connect(str(reader), read_only=True) as con:
+        trips = content(con, "curated.trips")
+        runs = con.execute("SELECT run_id FROM quality.runs WHERE published ORDER BY 1").fetchall()
+        staged = con.execute("SELECT count(*) FROM staging.dc_taxi").fetchone()
+    return trips, runs, staged
+
+
+def test_a_driver_killed_in_its_publish_leaves_what_was_published(tmp_path) -> None:
+    data, reader = tmp_path / "data", tmp_path / "warehouse.duckdb"
+    january = [trip(k, DURATION=str(600 + k * 30)) for k in range(1, 41)]
+    write_zip(data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": member_text(january)})
+    paths = ["--data-root", str(data), "--warehouse", str(reader)]
+    first = etl(paths)
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = published(reader)
+    assert before[0][0] == 40
+
+    february = [trip(100 + k, DURATION=str(600 + k * 30)) for k in range(1, 31)]
+    write_zip(data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_02.txt": member_text(february)})
+    killed = etl(paths, {"ETL_CRASH_AT": "recorded"})  # all written, not yet switched
+    assert killed.returncode == -9
+    assert published(reader) == before
+    wait_for_jvm_to_end(tables_folder(reader))
+
+    converged = etl(paths)
+    assert converged.returncode == 0, converged.stderr[-2000:]
+    trips, runs, staged = published(reader)
+    assert trips[0] == 70 and staged == (70,)
+    assert len(runs) == 2 and runs[0] == before[1][0]
+    statuses = rows(reader, "SELECT status, count(*) FROM quality.runs GROUP BY 1 ORDER BY 1")
+    assert statuses == [("crashed", 1), ("published", 2)]
+    # Nothing of the dead run's is left: each version on disk is one a reader's view reads.
+    versions = tables_folder(reader) / "tables" / "etl_versions.db"
+    read = {v[0] for v in rows(reader, "SELECT sql FROM duckdb_views() WHERE NOT internal")}
+    for folder in versions.iterdir():
+        assert any(str(folder) + "/" in sql for sql in read), folder.name
