@@ -97,6 +97,8 @@ def compile_metric(metric: MetricConfiguration, columns: set[str]) -> CompiledMe
     values = dict(metric.metric_value_kwargs or {})
     names = {k: domain.pop(k) for k in _COLUMN_KEYS if k in domain}
     ignore_row_if = domain.pop("ignore_row_if", None)
+    if ignore_row_if is not None and not metric.metric_name.startswith("column_pair_values."):
+        return None
     if any(v is not None for v in domain.values()) or not set(domain) <= _PLAIN_DOMAIN:
         return None
     if not set(values) <= _VALUE_KEYS or not all(
