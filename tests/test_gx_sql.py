@@ -53,6 +53,7 @@ SUPPORTED = [
     expectation("expect_column_values_to_be_unique", column="small_int", mostly=0.9),
     expectation("expect_column_values_to_be_unique", column="nothing"),
     expectation("expect_column_values_to_be_unique", column="speed"),
+    expectation("expect_column_values_to_be_unique", column="zeros"),  # 0.0, -0.0, NaN
     expectation(
         "expect_column_proportion_of_non_null_values_to_be_between",
         column="x",
@@ -109,7 +110,7 @@ SUPPORTED = [
 def make_batch(con: duckdb.DuckDBPyConnection, table: str, n: int, key_mod: int) -> None:
     """Deterministic rows: `key` 1 in 7 NULL and repeating every key_mod rows, `x` 60% NULL,
     `nothing` all NULL, `small_int` 0-12, `money` DECIMAL, two timestamps with NULLs, each
-    sometimes before the other."""
+    sometimes before the other, `zeros` 0.0, -0.0, NaN and NULL."""
     con.execute(
         f"""
         CREATE OR REPLACE TABLE {table} AS
@@ -124,6 +125,8 @@ def make_batch(con: duckdb.DuckDBPyConnection, table: str, n: int, key_mod: int)
                CASE WHEN i % 9 = 4 THEN NULL
                     ELSE TIMESTAMPTZ '2016-01-01 00:00:00+00'
                          + to_seconds(i * 60 + hash(i, 3) % 600 - 100) END AS b_at,
+               CASE i % 4 WHEN 0 THEN 0.0::DOUBLE WHEN 1 THEN -0.0::DOUBLE
+                          WHEN 2 THEN 'NaN'::DOUBLE END AS zeros,
                (hash(i, 4) % 50)::DOUBLE AS miles,
                (hash(i, 5) % 3)::DOUBLE * 600 AS secs
         FROM range({n}) t(i)
