@@ -138,13 +138,15 @@ def relation_columns(con: duckdb.DuckDBPyConnection, relation: str) -> list[str]
         cur.close()
 
 
+def batch_select_sql(relation: str, derived: Mapping[str, str]) -> str:
+    """``SELECT`` of ``relation``'s rows with the ``derived`` columns (name -> SQL) added."""
+    extra = "".join(f', ({expr}) AS "{name}"' for name, expr in derived.items())
+    return f"SELECT *{extra} FROM {check_relation_name(relation)}"
+
+
 def batch_view_sql(relation: str, derived: Mapping[str, str]) -> str:
     """``CREATE TEMP VIEW`` over ``relation`` adding the ``derived`` columns (name -> SQL)."""
-    extra = "".join(f', ({expr}) AS "{name}"' for name, expr in derived.items())
-    return (
-        f"CREATE OR REPLACE TEMP VIEW {BATCH_VIEW} AS "
-        f"SELECT *{extra} FROM {check_relation_name(relation)}"
-    )
+    return f"CREATE OR REPLACE TEMP VIEW {BATCH_VIEW} AS {batch_select_sql(relation, derived)}"
 
 
 def new_context() -> AbstractDataContext:
