@@ -3,6 +3,7 @@
     python bench/run.py [--scale 50] [--seed 7] [--groups load,peers,startup]
     python bench/run.py --groups scaling,incremental      # 1, 5 and 20 M rows: slow
     python bench/run.py --repeat 3                         # medians of 3 interleaved rounds
+    python bench/run.py --groups analyst --against ../main/bench/work/full.duckdb
 
 Each case runs as a whole process (wall time, CPU time and peak RSS from wait4), one after the
 other on the same files, so ratios measured in one run compare like with like on a shared,
@@ -19,7 +20,10 @@ Groups:
 - startup: `etl --help`, `etl sql 'select 1'`, `etl status`;
 - scaling: `etl run` on the DFHV files at 1, 5 and 20 M rows;
 - incremental: one new month into a warehouse of 20 M rows against the same month alone, and
-  one changed file replaced.
+  one changed file replaced;
+- analyst: queries on curated.trips of the four-source warehouse (`bench/analyst_queries.sql`:
+  a point lookup by trip_id, a daily aggregate), and on each `--against` warehouse (another
+  branch's, loaded from the same files) interleaved with it, in this process.
 """
 
 from __future__ import annotations
@@ -38,8 +42,11 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import duckdb
 import yaml
-from measure import Measurement, measure
+from measure import Measurement, measure, measure_queries
+
+from etl.engine.duckdb.warehouse import named_statements
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -240,7 +247,20 @@ def _rewrite_without_one_row(archive: Path, folder: Path, member: str) -> None:
             dst.writestr(info, data, compresslevel=1)
 
 
-GROUPS = {"load", "peers", "startup", "scaling", "incremental"}
+def group_analyst(root: Path, against: list[Path]) -> list[Measurement]:
+    """The analyst's queries on this branch's four-source warehouse and on `against`: the same
+    trip looked up in each (picked from this one), every query interleaved across them."""
+    warehouse = WORK / "full.duckdb"
+    if not warehouse.exists():
+        etl_run("setup", root, warehouse)
+    statements = named_statements(BENCH / "analyst_queries.sql")
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        trip_id = con.execute(statements.pop("pick_trip")).fetchone()[0]
+    warehouses = {"this branch": warehouse} | {str(path): path for path in against}
+    return measure_queries(warehouses, statements, {"trip_id": trip_id})
+
+
+GROUPS = {"load", "peers", "startup", "scaling", "incremental", "analyst"}
 
 
 def machine() -> dict:
@@ -337,20 +357,28 @@ def main() -> None:
         "--repeat", type=int, default=1,
         help="run the groups this many times over and report each case's median",
     )  # fmt: skip
+    parser.add_argument(
+        "--against", type=Path, action="append", default=[],
+        help="analyst: also time the queries on this warehouse (main's bench/work/full.duckdb)",
+    )  # fmt: skip
     args = parser.parse_args()
     groups = [g for g in re.split(r"[,\s]+", args.groups) if g]
     unknown = set(groups) - GROUPS
     if unknown:
         parser.error(f"unknown group(s) {sorted(unknown)}; choose from {sorted(GROUPS)}")
     WORK.mkdir(exist_ok=True)
-    rounds = [run_groups(groups, args.scale, args.seed) for _ in range(max(args.repeat, 1))]
+    rounds = [
+        run_groups(groups, args.scale, args.seed, args.against) for _ in range(max(args.repeat, 1))
+    ]
     label = f"scale{args.scale:g}-{'-'.join(groups)}"
     rows = int(args.scale * ROWS_PER_SCALE)
     report = write_results(label, rows, median_of(rounds), len(rounds))
     print(report.read_text())
 
 
-def run_groups(groups: list[str], scale: float, seed: int) -> list[Measurement]:
+def run_groups(
+    groups: list[str], scale: float, seed: int, against: list[Path] = ()
+) -> list[Measurement]:
     """One round: every case of the groups, one after the other."""
     results: list[Measurement] = []
     if {"load", "peers", "startup"} & set(groups):
@@ -360,6 +388,8 @@ def run_groups(groups: list[str], scale: float, seed: int) -> list[Measurement]:
             if name in groups:
                 results += globals()[f"group_{name}"](root, members)
         shutil.rmtree(members)
+    if "analyst" in groups:
+        results += group_analyst(sample_data(scale, seed), against)
     if "scaling" in groups:
         results += group_scaling(seed)
     if "incremental" in groups:

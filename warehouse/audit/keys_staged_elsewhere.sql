@@ -9,7 +9,10 @@
 --   an earlier row of this batch in another file.
 -- A key is unique within its scope: the first group of `$scope` on the file's path (a DFHV
 -- OBJECTID is unique within its release year only; '()' scopes the whole source). The scope is
--- compared only on rows whose key matched, so the regex runs on few rows.
+-- compared only on rows whose key matched, so the regex runs on few rows: written as an
+-- equality, DuckDB made both regexes keys of the hash join, run on every staged row scanned for
+-- every batch (list_contains keeps the test a filter of the matched pairs; single-threaded, a
+-- batch of 433,133 rows against 4.97 M staged took 0.40 CPU s instead of 0.46-0.60).
 -- Placeholders in braces are filled by etl.engine.duckdb.engine with checked identifiers.
 WITH others AS (
     SELECT _file, -1 AS _pos, {keys} FROM staging.{source}
@@ -26,5 +29,5 @@ JOIN others AS o
     ON {key_match}
    AND o._pos < b._pos
    AND o._file <> b._file
-   AND regexp_extract(o._file, $scope, 1) = regexp_extract(b._file, $scope, 1)
+   AND list_contains([regexp_extract(o._file, $scope, 1)], regexp_extract(b._file, $scope, 1))
 GROUP BY b._pos
