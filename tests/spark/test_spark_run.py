@@ -26,6 +26,10 @@ from etl.cli.main import app
 from etl.engine.spark.readers import tables_folder
 from etl.run.pipeline import EngineChoice
 
+# A whole run on Spark takes minutes on a busy machine (the session and the catalog's first
+# statements alone take up to a minute); pytest's default per-test limit is 10 minutes.
+pytestmark = pytest.mark.timeout(1800)
+
 # curated.trips's contract columns, as text both engines write alike (floats to 6 places).
 CONTRACT = (
     "trip_id", "source", "source_record_id", "pickup_at", "dropoff_at", "pickup_lat",
