@@ -62,6 +62,7 @@ RULES = [
      "SELECT x, y, NULL AS z FROM a UNION ALL SELECT NULL AS x, y, z FROM b"),
 ]  # fmt: skip
 UNION_COLUMNS = {"a": ["x", "y"], "b": ["y", "z"]}
+AS_JSON = "to_json(struct(*), map('ignoreNullFields', 'false'))"  # a row, its NULLs kept
 
 
 @pytest.mark.parametrize(("rule", "duckdb_sql", "spark_sql"), RULES, ids=[r[0] for r in RULES])
@@ -81,7 +82,7 @@ def test_every_rule_gives_on_spark_what_duckdb_gives(spark) -> None:
     for rule, duckdb_sql, _ in RULES:
         expected[rule] = [_plain(row) for row in con.execute(duckdb_sql).fetchall()]
     union = " UNION ALL ".join(
-        f"SELECT '{rule}' AS rule, to_json(collect_list(array(to_json(struct(*))))) AS rows "
+        f"SELECT '{rule}' AS rule, to_json(collect_list(array({AS_JSON}))) AS rows "
         f"FROM ({sql.to_spark(duckdb_sql, columns=UNION_COLUMNS)})"
         for rule, duckdb_sql, _ in RULES
     )
@@ -94,8 +95,8 @@ def _plain(row: tuple) -> list:
     """A DuckDB row as JSON would give it: a struct as its values, a time as ISO text."""
     values = []
     for value in row:
-        if isinstance(value, dict):
-            value = list(value.values())
+        if isinstance(value, dict | tuple):
+            value = list(value.values() if isinstance(value, dict) else value)
         elif hasattr(value, "isoformat"):
             value = value.replace(tzinfo=None).isoformat(timespec="microseconds")
         values.append(value)
@@ -153,7 +154,7 @@ def test_the_matching_twin_finds_duckdbs_pairs_scores_and_rounds(spark) -> None:
             out.append((f"{prefix}{i:03d}", at, pickup, dropoff))
         return out
 
-    left, right = trips("L", 120), trips("R", 120)
+    left, right = trips("L", 80), trips("R", 80)
     right.append(right[0])  # an exact duplicate row: one edge, not two
     con = duckdb.connect()
     con.execute("CREATE SCHEMA staging")
@@ -188,7 +189,9 @@ def normalised(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def assert_same(got: pl.DataFrame, expected: pl.DataFrame, key: list[str]) -> None:
-    """The same columns and rows in any order (sorted by `key`), floats within 1e-9."""
+    """The same columns and rows in any order (sorted by `key`), floats within 1e-9 or 1e-6
+    absolute: a time as seconds since 1970 is a double whose last bit is 2.4e-7 s in 2019, and
+    the engines round a time's microseconds into it differently."""
     assert got.columns == expected.columns
     assert got.height == expected.height
     assert_frame_equal(
@@ -196,7 +199,7 @@ def assert_same(got: pl.DataFrame, expected: pl.DataFrame, key: list[str]) -> No
         normalised(expected).sort(key, nulls_last=True),
         check_exact=False,
         rel_tol=1e-9,
-        abs_tol=1e-9,
+        abs_tol=1e-6,
         check_dtypes=False,
     )
 
@@ -271,9 +274,10 @@ def test_the_matches_and_their_scores_are_duckdbs(built) -> None:
 
 def test_the_control_totals_are_duckdbs_and_recorded(built) -> None:
     con, where, summary = built
-    expected = duckdb_rows(con, "SELECT * EXCLUDE (run_id) FROM quality.control_totals")
+    computed = summary.control_totals.drop("run_id")
+    expected = duckdb_rows(con, "SELECT * FROM quality.control_totals").select(computed.columns)
     recorded = spark_rows(where, "quality.control_totals")
-    assert_same(summary.control_totals.drop("run_id"), expected, ["source"])
+    assert_same(computed, expected, ["source"])
     assert_same(recorded.select(summary.control_totals.columns), summary.control_totals, ["source"])
 
 

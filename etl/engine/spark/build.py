@@ -85,6 +85,14 @@ class Tables:
     def __init__(self, spark: SparkSession, databases: dict[str, str]) -> None:
         self.spark = spark
         self.databases = databases
+        self._created: set[str] = set()
+
+    def create_database(self, table: str) -> None:
+        """The database of a table (by its Spark name), once a build (each costs a catalog call)."""
+        database = table.split(".")[0]
+        if database not in self._created:
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
+            self._created.add(database)
 
     def name(self, table: str) -> str:
         schema, name = table.split(".")
@@ -99,7 +107,7 @@ class Tables:
     def write(self, frame: DataFrame, table: str, mode: str = "overwrite") -> None:
         """`frame` as the table (or appended to it, by column name), stored as Parquet."""
         target = self.name(table)
-        self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {target.split('.')[0]}")
+        self.create_database(target)
         frame.write.mode(mode).format("parquet").saveAsTable(target)
 
 
@@ -109,7 +117,7 @@ def build_model(where: Tables, model: Model, columns: dict[str, list[str]]) -> N
     from pyspark.errors import PySparkException
 
     spark, target = where.spark, where.name(model.name)
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS {target.split('.')[0]}")
+    where.create_database(target)
     try:
         select = model_sql(where, model, columns)
         kind = "VIEW" if model.materialized == "view" else "TABLE"
@@ -118,7 +126,8 @@ def build_model(where: Tables, model: Model, columns: dict[str, list[str]]) -> N
             spark.sql(f"DROP {existing} {target}")
         if kind == "VIEW":
             spark.sql(f"CREATE OR REPLACE VIEW {target} AS\n{select}")
-            columns[model.name] = spark.table(target).columns
+            if model.name.startswith("intermediate."):  # what all_trips' union lists
+                columns[model.name] = spark.table(target).columns
         else:
             spark.sql(f"CREATE TABLE {target} USING parquet AS\n{select}")
     except PySparkException as exc:
@@ -143,9 +152,13 @@ def model_sql(where: Tables, model: Model, columns: Mapping[str, list[str]]) -> 
 
 
 def _kind(spark: SparkSession, table: str) -> str | None:
-    if not spark.catalog.tableExists(table):
+    from pyspark.errors import AnalysisException
+
+    try:
+        found = spark.catalog.getTable(table)
+    except AnalysisException:  # no such table
         return None
-    return "VIEW" if spark.catalog.getTable(table).tableType == "VIEW" else "TABLE"
+    return "VIEW" if found.tableType == "VIEW" else "TABLE"
 
 
 def _write_calendar(where: Tables, build_dim_date: Callable[[date, date], pl.DataFrame]) -> None:

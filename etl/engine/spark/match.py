@@ -10,7 +10,7 @@ SELECTs, checkpointed (computed once, the plan cut) so that round n does not rec
 from __future__ import annotations
 
 import logging
-from functools import cache
+from functools import cache, reduce
 from typing import TYPE_CHECKING
 
 from etl.engine.duckdb.match import DEFAULT_MAX_ROUNDS, RESULT_COLUMNS, MatchTolerance
@@ -38,6 +38,8 @@ def match_trips(
 ) -> DataFrame:
     """The one-to-one matching of the trips of table (or view) `left` to those of `right`:
     a DataFrame of RESULT_COLUMNS (etl.engine.duckdb.match), one row per matched pair."""
+    from pyspark.sql import DataFrame as SparkFrame
+
     if max_rounds < 1:
         raise ValueError(f"max_rounds must be >= 1, got {max_rounds}")
     args = {
@@ -49,7 +51,7 @@ def match_trips(
     candidates = spark.sql(statements()["candidates"], args=args).localCheckpoint()
     remaining = candidates.count()
     log.info("match %s x %s: %d candidate pairs", left, right, remaining)
-    accepted = candidates.selectExpr(*RESULT_COLUMNS[:-1], "CAST(0 AS INT) AS round").limit(0)
+    accepted = [candidates.selectExpr(*RESULT_COLUMNS[:-1], "CAST(0 AS INT) AS round").limit(0)]
     rounds = 0
     # A loop over rounds, never over rows: each is two set-based statements, usually 1 to 4.
     while remaining and rounds < max_rounds:
@@ -59,7 +61,7 @@ def match_trips(
         this_round = this_round.localCheckpoint()
         this_round.createOrReplaceTempView("_match_accepted")
         candidates = spark.sql(statements()["prune_round"]).localCheckpoint()
-        accepted = accepted.unionByName(this_round)
+        accepted.append(this_round)
         remaining = candidates.count()
     if remaining:
         log.warning(
@@ -69,4 +71,6 @@ def match_trips(
         )  # fmt: skip
     for view in ("_match_candidates", "_match_accepted"):
         spark.catalog.dropTempView(view)
-    return accepted.select(*RESULT_COLUMNS).orderBy("left_id", "right_id").localCheckpoint()
+    # One union of the rounds at the end: a union grown round by round, checkpointed, lost
+    # track of its columns in Spark 4.1 (NoSuchElementException: key not found).
+    return reduce(SparkFrame.unionByName, accepted).select(*RESULT_COLUMNS)

@@ -5,9 +5,15 @@ what it writes does not run on Spark and some runs and answers wrong. `REWRITES`
 project's table of corrections, applied to sqlglot's tree of the DuckDB text before Spark SQL is
 written from it; each names the DuckDB construct (a sqlglot expression class or a function
 name sqlglot leaves anonymous), the Spark SQL it becomes (a template over the node's
-arguments) and why. Two rules need more than a node: a cast to one of the project's ENUM types
-(warehouse/ddl/types.sql, Spark has none: it is text) and `UNION ALL BY NAME` (Spark has none:
-the columns of each side are listed, a missing one as NULL, from the `columns` it is given).
+arguments) and why. The rules that need more than one node's parts are functions:
+
+- a cast to one of the project's ENUM types (warehouse/ddl/types.sql) is a cast to text;
+- `UNION ALL BY NAME` lists the columns of each side, a missing one as NULL, from the
+  `columns` it is given (Spark has no BY NAME);
+- `list[i]` and `list[i:j]` are try_element_at() and slice(): Spark's `list[i]` fails the job
+  out of range in ANSI mode where DuckDB gives NULL, and Spark has no slices;
+- `list(x ORDER BY k)` sorts what it collects (sqlglot drops the ORDER BY);
+- `len()` is size(): the project's SQL takes len() of lists only (`_ProjectDuckDB`).
 
 What no rule covers is refused with a TranspileError (a QUALIFY over `SELECT *`, whose Spark
 rewrite would return the window's column too; an ordered list with a descending key): such a
