@@ -6,6 +6,16 @@ The tests here need the `spark` extra and Java 17 (bin/setup installs both); the
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 
 from etl.engine.spark.session import spark_session
@@ -22,3 +32,82 @@ def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-
     session = spark_session(tmp_path_factory.mktemp("spark-warehouse"), master="local[2]")
     yield session
     session.stop()
+
+
+@dataclass(frozen=True)
+class SparkCluster:
+    """A standalone Spark cluster on 127.0.0.1: its master's URL and its folder (logs, the
+    workers' work dirs, where each executor leaves its stderr)."""
+
+    url: str
+    folder: Path
+
+
+@pytest.fixture(scope="module")
+def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkCluster]:
+    """A master and two workers (one core each), started with PySpark's own `spark-class`;
+    the workers run the project's Python. Every process is killed after, whatever happened."""
+    import pyspark
+
+    folder = tmp_path_factory.mktemp("spark-cluster")
+    spark_class = str(Path(pyspark.__file__).parent / "bin" / "spark-class")
+    env = {
+        **os.environ,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "SPARK_LOG_DIR": str(folder),
+        "PYSPARK_PYTHON": sys.executable,
+    }
+    port = _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    started: list[subprocess.Popen] = []
+
+    def start(name: str, *args: str) -> None:
+        with (folder / f"{name}.log").open("wb") as log:
+            command = [spark_class, *args, "--host", "127.0.0.1", "--webui-port", str(_free_port())]
+            started.append(
+                subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+            )
+
+    try:
+        start("master", "org.apache.spark.deploy.master.Master", "--port", str(port))
+        for n in (1, 2):
+            worker = ["org.apache.spark.deploy.worker.Worker", url, "--port", str(_free_port())]
+            work = ["--work-dir", str(folder / f"worker{n}")]
+            start(f"worker{n}", *worker, "--cores", "1", "--memory", "1g", *work)
+        _await_workers(folder / "master.log", 2, started)
+        yield SparkCluster(url, folder)
+    finally:
+        for process in started:
+            _kill_group(process)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _await_workers(master_log: Path, count: int, started: list[subprocess.Popen]) -> None:
+    """Until the master has registered `count` workers; a process that died fails the test."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if master_log.read_text(errors="replace").count("Registering worker") >= count:
+            return
+        if any(p.poll() is not None for p in started):
+            break
+        time.sleep(0.5)
+    pytest.fail(f"the cluster did not start:\n{master_log.read_text(errors='replace')[-2000:]}")
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    """The process and all it started (the JVM behind spark-class): asked, then forced."""
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
