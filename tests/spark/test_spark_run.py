@@ -28,7 +28,7 @@ from etl.run.pipeline import EngineChoice
 
 # A whole run on Spark takes minutes on a busy machine (the session and the catalog's first
 # statements alone take up to a minute); pytest's default per-test limit is 10 minutes.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = pytest.mark.timeout(3600)
 
 # curated.trips's contract columns, as text both engines write alike (floats to 6 places).
 CONTRACT = (
@@ -171,7 +171,7 @@ def etl(args: list[str], env: dict[str, str] | None = None) -> subprocess.Comple
     command = [sys.executable, "-m", "etl", "run", "--engine", "spark", "--master", "local[1]"]
     return subprocess.run(
         [*command, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True,
-        timeout=900,
+        timeout=1800,
     )  # fmt: skip
 
 
