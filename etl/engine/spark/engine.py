@@ -101,8 +101,9 @@ class SparkEngine:
         """A run that did not end cleanly left the working tables unlike what is published:
         they are restored, and the runs it left recorded as crashed."""
         if self.catalog.is_dirty():
-            working = self._read(RUNS)
             published = self.catalog.published()
+            self._create_ledger()  # a kill between a table's drop and its rename lost it
+            working = self._read(RUNS)
             before = self._version(published, RUNS, working)
             self.catalog.restore()
             self._create_ledger()
