@@ -38,7 +38,7 @@ def run_query(
         raise QueryError(str(exc)) from None
     try:
         # A warehouse the Spark engine built is views over its Parquet files, beside it.
-        _lock_down(con, (*readable, tables_folder(warehouse)))
+        _lock_down(con, (*readable, tables_folder(warehouse), *_spark_tables(con)))
         cursor = con.execute(statement, params) if params else con.execute(statement)
         if cursor.description is None:
             return [], []
@@ -48,6 +48,16 @@ def run_query(
         raise QueryError(_first_line(exc)) from None
     finally:
         con.close()
+
+
+def _spark_tables(con: duckdb.DuckDBPyConnection) -> list[Path]:
+    """The folders of Parquet files a Spark-built warehouse's views read (etl.engine.spark)."""
+    found = con.execute(
+        "SELECT 1 FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'spark_tables'"
+    ).fetchall()
+    if not found:
+        return []
+    return [Path(folder) for (folder,) in con.execute("SELECT folder FROM spark_tables").fetchall()]
 
 
 def read_only_statement(query: str) -> duckdb.Statement:

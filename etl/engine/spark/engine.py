@@ -101,15 +101,16 @@ class SparkEngine:
         """A run that did not end cleanly left the working tables unlike what is published:
         they are restored, and the runs it left recorded as crashed."""
         if self.catalog.is_dirty():
-            working = self._read(RUNS)
             published = self.catalog.published()
+            self._create_ledger()  # a kill between a table's drop and its rename lost it
+            working = self._read(RUNS)
             before = self._version(published, RUNS, working)
             self.catalog.restore()
             self._create_ledger()
             self._write(RUNS, pl.concat([self._read(RUNS), ledger.crashed(working, before)]))
             self._commit([RUNS])
             self.catalog.mark_clean()
-        self.catalog.drop_unpublished_versions()
+        self.catalog.drop_unpublished_versions()  # a commit's copies, if it died before its switch
         self._write_reader()
 
     def start_run(self, run_id: str, config_path: str, data_root: str) -> None:
@@ -283,9 +284,11 @@ class SparkEngine:
             self.spark.sql(statement)
 
     def _commit(self, names: Sequence[str]) -> None:
-        """Publish the working tables `names` by the catalog's switch; the readers' file after."""
+        """Publish the working tables `names` by the catalog's switch; the readers' file after,
+        then the versions no longer published go."""
         self.catalog.commit(f"c{time.time_ns()}", names)
         self._write_reader()
+        self.catalog.drop_unpublished_versions()
 
     def _write_reader(self) -> None:
         published = self.catalog.published()

@@ -30,6 +30,11 @@ def write_reader(path: Path, tables: dict[str, Path]) -> None:
     try:
         for schema in WORKING:
             con.execute(f"CREATE SCHEMA {schema}")
+        # Where the views read: a read-only query may read there (etl.report.query).
+        folders = sorted({str(folder.parent) for folder in tables.values()})
+        con.execute(
+            "CREATE TABLE main.spark_tables AS SELECT unnest(?::VARCHAR[]) AS folder", [folders]
+        )
         for name, folder in sorted(tables.items()):
             files = str(folder / "*.parquet").replace("'", "''")
             con.execute(sql["table_view"].format(name=name, files=files))
