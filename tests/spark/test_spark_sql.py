@@ -58,6 +58,8 @@ RULES = [
      "SELECT list(v ORDER BY k) FROM (VALUES (2, 'x'), (1, 'y'), (3, NULL)) AS t(k, v)",
      "SELECT TRANSFORM(ARRAY_SORT(COLLECT_LIST(STRUCT(k AS _k0, v AS _v))), _s -> _s._v) "
      "FROM VALUES (2, 'x'), (1, 'y'), (3, NULL) AS t(k, v)"),
+    ("materialized", "WITH t AS MATERIALIZED (SELECT 2 AS x) SELECT x * 3 FROM t",
+     "WITH t AS (SELECT 2 AS x) SELECT x * 3 FROM t"),
     ("union_by_name", "SELECT * FROM a UNION ALL BY NAME SELECT * FROM b",
      "SELECT x, y, NULL AS z FROM a UNION ALL SELECT NULL AS x, y, z FROM b"),
 ]  # fmt: skip

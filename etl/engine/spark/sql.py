@@ -81,6 +81,9 @@ REWRITES: tuple[Rewrite, ...] = (
     Rewrite(exp.Div, "try_divide(:this, :expression)",
             "x / 0: Spark's ANSI mode fails the whole job; try_divide gives NULL where DuckDB "
             "gives an infinity"),
+    Rewrite(exp.CTE, lambda cte: _without(cte, "materialized"),
+            "WITH x AS MATERIALIZED: DuckDB's hint to compute x once; Spark has no such keyword "
+            "and plans a CTE read twice itself"),
     Rewrite(exp.Cast, lambda cast: exp.TryCast(this=cast.this, to=cast.to, safe=True),
             "a cast of a bad value, such as the text 'NULL', fails a whole Spark job in ANSI "
             "mode; DuckDB fails the statement, so the rows it would keep are the same"),
@@ -186,6 +189,12 @@ def _enum_cast(node: exp.Expression) -> exp.Expression:
         and node.to.args.get("kind") in enum_types()
     ):
         node.set("to", exp.DataType.build("text"))
+    return node
+
+
+def _without(node: exp.Expression, arg: str) -> exp.Expression:
+    """`node` without its argument `arg` (a keyword Spark does not parse)."""
+    node.set(arg, None)
     return node
 
 
