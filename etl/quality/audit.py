@@ -12,6 +12,7 @@ import json
 import re
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -129,6 +130,12 @@ def _row_count_params(
 ) -> dict[str, float]:
     sql = (AUDIT_SQL / "row_count_history.sql").read_text()
     rows_per_file, history = con.execute(sql, {"source": source, "run_id": run_id}).fetchall()[0]
+    return row_count_band(rows_per_file, history, files)
+
+
+def row_count_band(rows_per_file: float | None, history: int, files: int) -> dict[str, float]:
+    """The row-count band of a batch of `files` files, from the rows per file of earlier runs;
+    none without history."""
     if not history or rows_per_file is None:
         return {}
     expected = float(rows_per_file) * files
@@ -136,8 +143,9 @@ def _row_count_params(
     return {"min_rows": expected * low, "max_rows": expected * high}
 
 
-def _record(con: duckdb.DuckDBPyConnection, run_id: str, checks: list[SourceCheck]) -> None:
-    rows = [
+def check_rows(run_id: str, checks: Sequence[SourceCheck]) -> list[tuple]:
+    """The `quality.checks` rows of the results, in its column order."""
+    return [
         (
             run_id,
             c.source,
@@ -150,5 +158,9 @@ def _record(con: duckdb.DuckDBPyConnection, run_id: str, checks: list[SourceChec
         )
         for c in checks
     ]
+
+
+def _record(con: duckdb.DuckDBPyConnection, run_id: str, checks: list[SourceCheck]) -> None:
+    rows = check_rows(run_id, checks)
     if rows:
         con.executemany("INSERT INTO quality.checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)

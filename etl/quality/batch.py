@@ -265,6 +265,15 @@ def run_suite(
     left = [item for item in to_run if item[0] not in by_index]
     if left:
         by_index.update(_validate_with_gx(con, relation, derived, suite, left, fmt, context))
+    return place_results(results, to_run, suite, by_index)
+
+
+def place_results(
+    results: list[CheckResult | None], to_run: list, suite: Suite, by_index: dict[int, Any]
+) -> list[CheckResult]:
+    """GX's results (by the expectation's index in the suite) put in their suite positions, as
+    CheckResults; one GX did not return is a failed check, never a passed one. Every engine's
+    suites end here."""
     for i, exp, kwargs in to_run:
         res = by_index.get(i)
         if res is None:  # GX dropped it: never report a check as passed that did not run

@@ -16,9 +16,10 @@ import duckdb
 import pytest
 
 from etl.config.load import load_config
-from etl.engine.spark.suites import audit_run, check_rows, row_count_params
+from etl.engine.spark.suites import audit_run, row_count_params
 from etl.paths import PROJECT_ROOT
 from etl.quality import audit as duckdb_audit
+from etl.quality.audit import check_rows
 
 CONFIG = load_config(PROJECT_ROOT / "sources.yaml")
 SUITED = [name for name, source in CONFIG.sources.items() if source.suite]

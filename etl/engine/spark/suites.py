@@ -13,7 +13,6 @@ GX is imported on first use (5-7 s), as on DuckDB.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from etl.config.spec import Config
 from etl.paths import WAREHOUSE_DIR
-from etl.quality.audit import ROW_COUNT_BAND, SourceCheck
+from etl.quality.audit import SourceCheck, row_count_band
+from etl.quality.audit import check_rows as check_rows  # the engine records with it (layers)
 from etl.quality.batch import (
     DEFAULT_RESULT_FORMAT,
     SKIPPED_EMPTY_BATCH,
@@ -98,19 +98,10 @@ def _fill(
     results: list[CheckResult | None], to_run: list, suite: Suite, validated: list[Any]
 ) -> list[CheckResult]:
     """The results with those GX computed put in their suite positions."""
-    from etl.quality.batch import _INDEX_KEY, _jsonable, _to_check_result
+    from etl.quality.batch import _INDEX_KEY, place_results
 
     by_index = {int(res.expectation_config.meta[_INDEX_KEY]): res for res in validated}
-    for i, exp, kwargs in to_run:
-        res = by_index.get(i)
-        if res is None:  # GX dropped it: never report a check as passed that did not run
-            results[i] = CheckResult(
-                suite.name, exp.name, exp.severity, False, None,
-                {"kwargs": _jsonable(kwargs), "exception": "no result from Great Expectations"},
-            )  # fmt: skip
-        else:
-            results[i] = _to_check_result(suite.name, exp, kwargs, res)
-    return results  # type: ignore[return-value]
+    return place_results(results, to_run, suite, by_index)
 
 
 @contextmanager
@@ -141,7 +132,8 @@ def audit_run(
 ) -> list[SourceCheck]:
     """Run the suite of every source that loaded files this run, on its batch in the schema
     `staging`, with the row-count band from the manifest in `quality`: the results, as
-    `etl.quality.audit.audit_run` gives them (`check_rows` makes its rows of them)."""
+    `etl.quality.audit.audit_run` gives them (`check_rows` in
+    `etl.quality.audit` makes its rows of them)."""
     checks: list[SourceCheck] = []
     for name, source in config.sources.items():
         if not source.suite or not files_loaded.get(name):
@@ -175,25 +167,4 @@ def row_count_params(
     (the manifest in the schema `quality`); none without history."""
     sql = (SPARK_AUDIT_SQL / "row_count_history.sql").read_text().format(schema=quote(quality))
     rows_per_file, history = spark.sql(sql, args={"source": source, "run_id": run_id}).first()
-    if not history or rows_per_file is None:
-        return {}
-    expected = float(rows_per_file) * files
-    low, high = ROW_COUNT_BAND
-    return {"min_rows": expected * low, "max_rows": expected * high}
-
-
-def check_rows(run_id: str, checks: Sequence[SourceCheck]) -> list[tuple]:
-    """The `quality.checks` rows of the results, in its column order."""
-    return [
-        (
-            run_id,
-            c.source,
-            c.result.suite,
-            c.result.expectation,
-            c.result.severity,
-            c.result.success,
-            c.result.observed_value,
-            json.dumps(c.result.details, default=str),
-        )
-        for c in checks
-    ]
+    return row_count_band(rows_per_file, history, files)
