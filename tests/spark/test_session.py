@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from etl.engine.spark.session import spark_session
+from etl.engine.spark.session import JAVA_OPTIONS, session_settings, spark_session
 from etl.errors import ConfigError
 
 
@@ -26,3 +26,10 @@ def test_session_keeps_tables_as_parquet_in_the_warehouse_folder(spark, tmp_path
 def test_a_setting_the_engine_relies_on_cannot_be_overridden(tmp_path) -> None:
     with pytest.raises(ConfigError, match=r"spark\.sql\.session\.timeZone"):
         spark_session(tmp_path, conf={"spark.sql.session.timeZone": "America/New_York"})
+
+
+def test_the_users_jvm_options_come_after_the_catalogs_own(tmp_path) -> None:
+    asked = {JAVA_OPTIONS: "-XX:TieredStopAtLevel=1"}
+    options = session_settings(tmp_path, asked)[JAVA_OPTIONS].split()
+    # Without the catalog's, Derby would write its log wherever the run was started.
+    assert options == [f"-Dderby.system.home={tmp_path.resolve()}", "-XX:TieredStopAtLevel=1"]

@@ -31,6 +31,8 @@ FIXED_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
 }
 
+JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+
 # Defaults for one machine; a cluster's `--spark-conf` overrides them.
 DEFAULT_CONF = {
     "spark.ui.enabled": "false",
@@ -47,12 +49,8 @@ def spark_session(
     The executors run the project's own Python (`sys.executable`): staging runs the toolkit's
     readers and row checks inside them, so they need its packages.
     """
-    asked = dict(conf or {})
-    for key in FIXED_CONF.keys() & asked.keys():
-        raise ConfigError(f"--spark-conf {key}: the Spark engine sets this itself")
     builder = _builder()
-    settings = {**DEFAULT_CONF, **_catalog_conf(warehouse_dir), **asked, **FIXED_CONF}
-    settings.setdefault("spark.pyspark.python", sys.executable)
+    settings = session_settings(warehouse_dir, conf or {})
     os.environ.setdefault("PYSPARK_PYTHON", settings["spark.pyspark.python"])
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     builder = builder.master(master or DEFAULT_MASTER).appName("etl")
@@ -61,6 +59,21 @@ def spark_session(
     session = builder.enableHiveSupport().getOrCreate()
     session.sparkContext.setLogLevel("ERROR")
     return session
+
+
+def session_settings(warehouse_dir: Path, asked: Mapping[str, str]) -> dict[str, str]:
+    """The session's settings: the engine's, the catalog's in `warehouse_dir`, and `asked`
+    (`--spark-conf`), which may not change a fixed one."""
+    for key in FIXED_CONF.keys() & asked.keys():
+        raise ConfigError(f"--spark-conf {key}: the Spark engine sets this itself")
+    catalog = _catalog_conf(warehouse_dir)
+    settings = {**DEFAULT_CONF, **catalog, **asked, **FIXED_CONF}
+    # The driver's JVM options the user gives (start-up flags, see the README) come after
+    # the catalog's own, not instead of them.
+    if JAVA_OPTIONS in asked:
+        settings[JAVA_OPTIONS] = f"{catalog[JAVA_OPTIONS]} {asked[JAVA_OPTIONS]}"
+    settings.setdefault("spark.pyspark.python", sys.executable)
+    return settings
 
 
 def _builder():  # type: ignore[no-untyped-def]
@@ -85,5 +98,5 @@ def _catalog_conf(warehouse_dir: Path) -> dict[str, str]:
         "spark.sql.warehouse.dir": str(root / "tables"),
         "spark.hadoop.javax.jdo.option.ConnectionURL": metastore,
         # Derby writes derby.log into the working directory unless told otherwise.
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={root}",
+        JAVA_OPTIONS: f"-Dderby.system.home={root}",
     }
