@@ -1,4 +1,9 @@
-"""A Spark session shared by the Spark tests (local[2]); starting one costs 10-25 s.
+"""A Spark session shared by the Spark tests (local[2]), and a standalone cluster.
+
+Every JVM the tests start runs with JAVA_OPTIONS: on this small data, the JIT's second
+compiler (C2) and the parallel collector cost start-up CPU that nothing wins back; measured on
+a 2-core machine, a session plus its first catalog statements took 53 s of JVM CPU by default,
+25 s with these (README, "Start-up").
 
 The tests here need the `spark` extra and Java 17 (bin/setup installs both); they are marked
 `spark`, so `pytest -m 'not spark'` leaves them out on a machine without Java.
@@ -18,7 +23,10 @@ from pathlib import Path
 
 import pytest
 
+from etl.engine.spark.session import JAVA_OPTIONS as DRIVER_OPTIONS
 from etl.engine.spark.session import spark_session
+
+JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -29,9 +37,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    session = spark_session(tmp_path_factory.mktemp("spark-warehouse"), master="local[2]")
+    folder = tmp_path_factory.mktemp("spark-warehouse")
+    session = spark_session(folder, master="local[2]", conf={DRIVER_OPTIONS: JAVA_OPTIONS})
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_options() -> list[str]:
+    """`etl run --engine spark` options that give its driver (and executors) JAVA_OPTIONS."""
+    return [
+        "--spark-conf", f"{DRIVER_OPTIONS}={JAVA_OPTIONS}",
+        "--spark-conf", f"spark.executor.extraJavaOptions={JAVA_OPTIONS}",
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,6 +74,7 @@ def spark_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkClu
         "SPARK_LOCAL_IP": "127.0.0.1",
         "SPARK_LOG_DIR": str(folder),
         "PYSPARK_PYTHON": sys.executable,
+        "SPARK_DAEMON_JAVA_OPTS": JAVA_OPTIONS,
     }
     port = _free_port()
     url = f"spark://127.0.0.1:{port}"

@@ -3,14 +3,13 @@ that stops a wrong-unit month, and a driver killed in the middle of its publish.
 
 The Spark warehouse is read as its readers read it: the DuckDB file of views over the published
 Parquet versions, which `etl status` and `etl sql` open. The sample run shares the session of
-the other Spark tests (one catalog per JVM); the kill test runs `etl` as processes of their own,
+the other Spark tests (one catalog per JVM); the kill test runs `etl` in processes of their own,
 on a warehouse of their own, since a killed driver takes its JVM with it.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -176,14 +175,42 @@ def test_a_wrong_unit_month_fails_the_audit_on_spark_and_publishes_nothing(
 
 # -- a driver killed in its publish (processes of their own) ------------------------------------
 
+DRIVER = Path(__file__).with_name("etl_driver.py")
+SPARK_RUN = ["run", "--engine", "spark", "--master", "local[1]"]
 
-def etl(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+
+def etl(args: list[str]) -> subprocess.CompletedProcess:
     """`python -m etl run --engine spark` with `args`, as a process of its own."""
-    command = [sys.executable, "-m", "etl", "run", "--engine", "spark", "--master", "local[1]"]
-    return subprocess.run(
-        [*command, *args], env={**os.environ, **(env or {})}, capture_output=True, text=True,
-        timeout=1800,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "etl", *SPARK_RUN, *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+class Driver:
+    """One process that runs `etl` commands one after another (tests/spark/etl_driver.py):
+    they share its Spark driver, which starts once."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log.open("w")
+        self.process = subprocess.Popen(
+            [sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, text=True,
+        )  # fmt: skip
+
+    def run(self, args: list[str], env: dict[str, str] | None = None) -> int | None:
+        """`etl run --engine spark` with `args`: its exit code, or None if it ended the
+        process."""
+        assert self.process.stdin and self.process.stdout
+        self.process.stdin.write(json.dumps([[*SPARK_RUN, *args], env or {}]) + "\n")
+        self.process.stdin.flush()
+        for line in self.process.stdout:  # the command's output, then its exit code
+            if line.startswith("etl_driver: exit "):
+                return int(line.split()[-1])
+        return None
+
+    def wait(self) -> int:
+        code = self.process.wait(timeout=600)
+        self.log.close()
+        return code
 
 
 def wait_for_jvm_to_end(folder: Path) -> None:
@@ -217,20 +244,22 @@ def published(reader: Path) -> tuple:
     return trips, runs, staged
 
 
-def test_a_driver_killed_in_its_publish_leaves_what_was_published(tmp_path) -> None:
+def test_a_driver_killed_in_its_publish_leaves_what_was_published(tmp_path, spark_options) -> None:
     data, reader = tmp_path / "data", tmp_path / "warehouse.duckdb"
     january = [trip(k, DURATION=str(600 + k * 30)) for k in range(1, 41)]
     write_zip(data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": member_text(january)})
-    paths = ["--data-root", str(data), "--warehouse", str(reader)]
-    first = etl(paths)
-    assert first.returncode == 0, first.stderr[-2000:]
+    paths = ["--data-root", str(data), "--warehouse", str(reader), *spark_options]
+    # The first run and the killed one in one driver: one JVM start fewer.
+    driver = Driver(tmp_path / "driver.log")
+    assert driver.run(paths) == 0, (tmp_path / "driver.log").read_text()[-2000:]
     before = published(reader)
     assert before[0][0] == 40
 
     february = [trip(100 + k, DURATION=str(600 + k * 30)) for k in range(1, 31)]
     write_zip(data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_02.txt": member_text(february)})
-    killed = etl(paths, {"ETL_CRASH_AT": "recorded"})  # all written, not yet switched
-    assert killed.returncode == -9
+    # All written, not yet switched.
+    assert driver.run(paths, {"ETL_CRASH_AT": "recorded"}) is None
+    assert driver.wait() == -9
     assert published(reader) == before
     wait_for_jvm_to_end(tables_folder(reader))
 
