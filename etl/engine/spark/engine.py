@@ -35,7 +35,7 @@ from etl.engine.spark import ledger
 from etl.engine.spark.catalog import Catalog
 from etl.engine.spark.readers import tables_folder, write_reader
 from etl.engine.spark.session import spark_session
-from etl.engine.spark.staging import split, stage_source
+from etl.engine.spark.staging import stage_source
 from etl.errors import ReconciliationError
 from etl.paths import WAREHOUSE_DIR
 
@@ -153,20 +153,19 @@ class SparkEngine:
         yield
 
     def stage_files(self, work: StagingWork) -> list[tuple[FileRecord, dict[str, int]]]:
-        """Each source's files as Spark tasks, one per file; rows appended to the working
-        staging table and quarantine, the file records in the order of `work.files`."""
+        """Each source's files as Spark tasks, a task per file (per span of a large one); rows
+        appended to the working staging table and quarantine, the file records in the order
+        of `work.files`."""
         records: dict[str, tuple[FileRecord, dict[str, int]]] = {}
         for source in dict.fromkeys(work.sources):
-            mine = [i for i, name in enumerate(work.sources) if name == source]
-            out = f"etl.staged_{source}"
-            self.spark.sql(f"DROP TABLE IF EXISTS {out}")
-            stage_source(self.spark, [work.files[i] for i in mine], [work.sizes[i] for i in mine],
-                         work.stage_file, work.empty[source], out)  # fmt: skip
-            rows, quarantine, found = split(self.spark, out, work.empty[source])
-            self.catalog.append(f"staging.{source}", rows)
-            self.catalog.append(QUARANTINE, quarantine)
-            self.spark.sql(f"DROP TABLE {out}")
-            records |= {record.path: (record, reasons) for record, reasons in found}
+            table, out = f"staging.{source}", f"etl.staged_{source}"
+            staging = self.spark.table(table) if self.catalog.exists(table) else None
+            staged = stage_source(self.spark, work, source, staging, out)
+            self.catalog.append(table, staged.rows)
+            self.catalog.append(QUARANTINE, staged.quarantine)
+            for name in (out, out + "_again"):
+                self.spark.sql(f"DROP TABLE IF EXISTS {name}")
+            records |= {record.path: (record, reasons) for record, reasons in staged.records}
         return [records[path] for path in work.paths]
 
     def stage_batch(self, source: str, staged: pl.DataFrame, quarantine: pl.DataFrame) -> None:
