@@ -13,13 +13,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol
 
 import polars as pl
 
 from etl.config.spec import Config
-
-T = TypeVar("T")
 
 # Told the name of each step of a publish or withdrawal as it is reached (the crash points).
 Checkpoint = Callable[[str], None]
@@ -154,6 +152,17 @@ class StagingWork:
     full_refresh: bool
 
 
+class SuiteRun(Protocol):
+    """A run's batch suites (etl.quality.audit.SuiteAudit), for an engine to run."""
+
+    def run(self, native: Any, datasource: str) -> list[Any]:
+        """The checks, validated on `native` through GX's datasource `datasource` (`duckdb`:
+        a DuckDB connection; `spark`: a SparkSession)."""
+
+    def rows(self, checks: Sequence[Any]) -> list[tuple]:
+        """The checks' `quality.checks` rows, in its column order."""
+
+
 class Engine(Protocol):
     """A warehouse as the run's stages use it."""
 
@@ -198,8 +207,9 @@ class Engine(Protocol):
         (`duplicate_of`)."""
 
     # -- audit, publish, withdraw --------------------------------------------------------------
-    def run_suites(self, audit: Callable[[Any], T]) -> T:
-        """Run batch suites: `audit` is given the engine's native handle to validate on."""
+    def run_suites(self, audit: SuiteRun) -> list[Any]:
+        """Run the batch suites on the engine's own handle, through the Great Expectations
+        datasource it speaks; record their rows in `quality.checks`; the checks."""
 
     def publish(
         self, publication: Publication, checkpoint: Checkpoint, progress: Callable[[str], None]

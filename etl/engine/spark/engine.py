@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -28,6 +28,7 @@ from etl.engine.base import (
     Published,
     RunRecord,
     StagingWork,
+    SuiteRun,
 )
 from etl.engine.duckdb import sql_models
 from etl.engine.duckdb.warehouse import named_statements
@@ -42,7 +43,6 @@ from etl.paths import WAREHOUSE_DIR
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-T = TypeVar("T")
 LEDGER_SQL = WAREHOUSE_DIR / "spark" / "engine" / "ledger.sql"
 RUNS, FILES, QUARANTINE = "quality.runs", "quality.files", "quality.quarantine"
 CHECKS = "quality.checks"
@@ -179,13 +179,11 @@ class SparkEngine:
 
     # -- audit, publish, withdraw --------------------------------------------------------------
 
-    def run_suites(self, audit: Callable[[Any], T]) -> T:
-        """Great Expectations validates on this session (etl.engine.spark.suites); the results
+    def run_suites(self, audit: SuiteRun) -> list[Any]:
+        """Great Expectations validates on this session (its Spark datasource); the results
         are recorded in `quality.checks`."""
-        from etl.engine.spark.suites import check_rows
-
-        checks = audit(self.spark)
-        rows = check_rows(self.run_id, checks)  # type: ignore[arg-type]
+        checks = audit.run(self.spark, "spark")
+        rows = audit.rows(checks)
         if rows:
             schema = self.spark.table(CHECKS).schema
             self.catalog.append(CHECKS, self.spark.createDataFrame(rows, schema))
