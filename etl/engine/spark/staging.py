@@ -68,26 +68,30 @@ def stage_source(
     stager = work.stage_file
     units = [(n, unit) for n, file in enumerate(files) for unit in stager.units(file, size)]
     schema = _schema(work.empty[source])
-    _run(spark, dict(enumerate(unit for _, unit in units)), work.stage_file, schema, {}, out)
+    _run(spark, dict(enumerate(unit for _, unit in units)), stager, schema, {}, out)
+    unit_files = [n for n, _ in units]
     table = spark.table(out)
-    records = _records(table, [n for n, _ in units], len(files), work.stage_file)
-    failed = [path for path, (record, _) in zip(paths, records, strict=True)
-              if record.status == "failed"]  # fmt: skip
+    records = _records(table, unit_files, len(files), stager)
     if source in work.keys:
         fields, scope = work.keys[source]
+        failed = _failed(paths, records)
         loaded = [path for path in paths if path not in failed]
         held = None
         if staging is not None and not work.full_refresh:
             held = staging.where(~F.col("_file").isin(loaded))
         marks = _marks(spark, table, failed, fields, scope, loaded, held)
         if marks:
-            again = {u: units[u][1] for u in marks}
-            _run(spark, again, work.stage_file, schema, marks, out + "_again")
+            _run(spark, {u: units[u][1] for u in marks}, stager, schema, marks, out + "_again")
             table = table.where(~F.col(UNIT).isin(list(marks))).unionByName(
                 spark.table(out + "_again")
             )
-            records = _records(table, [n for n, _ in units], len(files), work.stage_file)
-    return _split(table, work.empty[source], failed, records)
+            records = _records(table, unit_files, len(files), stager)
+    return _split(table, work.empty[source], _failed(paths, records), records)
+
+
+def _failed(paths: list[str], records: Records) -> list[str]:
+    return [path for path, (record, _) in zip(paths, records, strict=True)
+            if record.status == "failed"]  # fmt: skip
 
 
 def _schema(empty: pl.DataFrame) -> Any:
