@@ -26,10 +26,6 @@ LAYERS = ("config", "engine", "reference", "sources", "readers", "stage", "quali
 BESIDE_RUN = ("ml", "report", "sample")  # on top of `quality`, below `cli`; they may not use `run`
 ENTRY_POINTS = ("etl.__main__",)  # `python -m etl`: the command line's, at the top
 NO_LENGTH_LIMIT = ("etl.sample",)
-# The batch suites on Spark run the quality layer's suites on a SparkSession; pyspark is
-# imported only under etl/engine/spark (and run, cli), so the module sits there, and ranks as
-# the layer it belongs to: quality (docs/architecture.md, "How to add an engine").
-RANKED_AS = {"etl.engine.spark.suites": "quality"}
 
 # Design notes that lived outside the repository; their content is in docs/ now.
 OUTSIDE_DOCUMENTS = re.compile(r"\b(design|company-silos|dfhv-facts)\.md\b")
@@ -68,8 +64,6 @@ def rank(module: str) -> float:
     which every layer may import; `ml`, `report` and `sample` half a step above `quality`."""
     if module in ENTRY_POINTS:
         return LAYERS.index("cli")
-    if module in RANKED_AS:
-        return LAYERS.index(RANKED_AS[module])
     parts = module.split(".")
     if len(parts) < 3 and (len(parts) < 2 or parts[1] not in LAYERS + BESIDE_RUN):
         return -1

@@ -283,8 +283,10 @@ def test_quality_checks_of_the_sample_run_are_what_gx_alone_gives(
     from collections import Counter
 
     from etl.config.load import load_config
+    from etl.engine.duckdb.engine import DuckDBEngine
+    from etl.paths import project_models
     from etl.quality import gx_sql
-    from etl.quality.audit import audit_run
+    from etl.quality.audit import SuiteAudit
 
     run = sample_warehouse.result
     wh = sample_warehouse.copy(tmp_path)
@@ -297,7 +299,11 @@ def test_quality_checks_of_the_sample_run_are_what_gx_alone_gives(
 
     monkeypatch.setattr(gx_sql, "validate_in_one_pass", lambda *args: {})
     files = Counter(f.source for f in run.files if f.status == "loaded")
-    with duckdb.connect(str(wh.path)) as con:
-        con.execute("DELETE FROM quality.checks WHERE run_id = ?", [run.run_id])
-        audit_run(con, load_config(wh.config), wh.config.parent, run.run_id, files)
+    config = load_config(wh.config)
+    engine = DuckDBEngine(wh.path, project_models(wh.config.parent), config)
+    try:
+        engine.con.execute("DELETE FROM quality.checks WHERE run_id = ?", [run.run_id])
+        engine.run_suites(SuiteAudit(config, wh.config.parent, run.run_id, files))
+    finally:
+        engine.close()
     assert wh.query(rows, [run.run_id]) == stored

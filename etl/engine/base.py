@@ -13,13 +13,11 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol
 
 import polars as pl
 
 from etl.config.spec import Config
-
-T = TypeVar("T")
 
 # Told the name of each step of a publish or withdrawal as it is reached (the crash points).
 Checkpoint = Callable[[str], None]
@@ -118,23 +116,51 @@ class NotReconciled:
     totals: pl.DataFrame
 
 
-# Stages one file in a task of the engine's (picklable): staged rows, quarantined rows, and the
-# file's record with its rows per reason and flag. Built by etl.run.load, which owns staging.
-StageFile = Callable[[Any], tuple[pl.DataFrame, pl.DataFrame, FileRecord, dict[str, int]]]
+class FileStaging(Protocol):
+    """Stages one file, or one span of whole lines of a large file, in a task of the engine's
+    (picklable). Built by etl.run.load, which owns staging."""
+
+    def units(self, file: Any, size: int) -> list[Any]:
+        """What a file is staged as: itself, or its spans if larger than `size` bytes."""
+
+    def __call__(
+        self, unit: Any, marks: pl.DataFrame | None = None
+    ) -> tuple[pl.DataFrame, pl.DataFrame, Any, pl.DataFrame]:
+        """The unit's staged rows, quarantined rows, outcome (a FileRecord with its rows per
+        reason and flag, `reasons`) and every row's `_file`, `_line`, key fields and `_held`
+        (staged). `marks` (`_line`, `duplicate_of`): rows whose key another file, or an
+        earlier unit of the file, holds."""
+
+    def assemble(self, parts: list[Any]) -> Any:
+        """A file's outcome from its units' outcomes, in order."""
 
 
 @dataclass(frozen=True)
 class StagingWork:
-    """Files an engine stages as its own tasks (`Engine.stage_files`): each is given to
-    `stage_file` in a task; `empty` is each source's staging shape."""
+    """Files an engine stages as its own tasks (`Engine.stage_files`): each unit of each file
+    is given to `stage_file` in a task; `empty` is each source's staging shape; `keys`, each
+    keyed source's key fields and scope (a regex, as `KeyLookup.scope`). A file this run loads
+    again (`paths`; every staged file on a full refresh) holds no key against them."""
 
     run_id: str
     files: Sequence[Any]  # what `stage_file` is given: a file and its source
     sources: Sequence[str]  # the source of each file
     paths: Sequence[str]  # the path of each file (its record's `path`)
-    sizes: Sequence[int]  # the bytes of each file (uncompressed), to spread them over tasks
-    stage_file: StageFile
+    stage_file: FileStaging
     empty: dict[str, pl.DataFrame]
+    keys: dict[str, tuple[tuple[str, ...], str]]
+    full_refresh: bool
+
+
+class SuiteRun(Protocol):
+    """A run's batch suites (etl.quality.audit.SuiteAudit), for an engine to run."""
+
+    def run(self, native: Any, datasource: str) -> list[Any]:
+        """The checks, validated on `native` through GX's datasource `datasource` (`duckdb`:
+        a DuckDB connection; `spark`: a SparkSession)."""
+
+    def rows(self, checks: Sequence[Any]) -> list[tuple]:
+        """The checks' `quality.checks` rows, in its column order."""
 
 
 class Engine(Protocol):
@@ -181,8 +207,9 @@ class Engine(Protocol):
         (`duplicate_of`)."""
 
     # -- audit, publish, withdraw --------------------------------------------------------------
-    def run_suites(self, audit: Callable[[Any], T]) -> T:
-        """Run batch suites: `audit` is given the engine's native handle to validate on."""
+    def run_suites(self, audit: SuiteRun) -> list[Any]:
+        """Run the batch suites on the engine's own handle, through the Great Expectations
+        datasource it speaks; record their rows in `quality.checks`; the checks."""
 
     def publish(
         self, publication: Publication, checkpoint: Checkpoint, progress: Callable[[str], None]

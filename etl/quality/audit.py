@@ -12,9 +12,10 @@ import json
 import re
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -26,6 +27,8 @@ AUDIT_SQL = WAREHOUSE_DIR / "audit"
 ROW_COUNT_BAND = (0.25, 4.0)
 IMPORT_SWITCH_INTERVAL_S = 0.0005  # see _import_great_expectations
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+# The audit of each Great Expectations datasource an engine validates on (`SuiteAudit.run`).
+AUDITS = {"duckdb": "etl.quality.audit", "spark": "etl.quality.gx_spark"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,28 @@ class SourceCheck:
     @property
     def blocks_publish(self) -> bool:
         return self.result.severity == "error" and not self.result.success
+
+
+@dataclass(frozen=True)
+class SuiteAudit:
+    """A run's batch suites, for an engine to run on its own handle (`Engine.run_suites`): the
+    suite of every source that loaded files this run, on the rows it staged."""
+
+    config: Config
+    config_dir: Path
+    run_id: str
+    files_loaded: Mapping[str, int]
+
+    def run(self, native: Any, datasource: str) -> list[SourceCheck]:
+        """The checks, through Great Expectations' `datasource` on `native`: `duckdb` on a
+        connection, `spark` on a SparkSession (its module, and pyspark, imported only then)."""
+        module = importlib.import_module(AUDITS[datasource])
+        return module.audit_run(native, self.config, self.config_dir, self.run_id,
+                                self.files_loaded)  # fmt: skip
+
+    def rows(self, checks: Sequence[SourceCheck]) -> list[tuple]:
+        """The `quality.checks` rows of the checks, in its column order."""
+        return check_rows(self.run_id, checks)
 
 
 def preload_great_expectations(config: Config) -> None:
@@ -70,9 +95,10 @@ def audit_run(
     config: Config,
     config_dir: Path,
     run_id: str,
-    files_loaded: dict[str, int],
+    files_loaded: Mapping[str, int],
 ) -> list[SourceCheck]:
-    """Run the suite of every source that loaded files this run; record and return results."""
+    """Run the suite of every source that loaded files this run, on DuckDB; the results (the
+    engine records them: `SuiteAudit.rows`)."""
     checks: list[SourceCheck] = []
     for name, source in config.sources.items():
         if not source.suite or not files_loaded.get(name):
@@ -83,22 +109,28 @@ def audit_run(
         for result in _run_suite(con, relation, suite, params):
             checks.append(SourceCheck(name, result))
         con.execute(f"DROP VIEW {relation}")
-    _record(con, run_id, checks)
     return checks
 
 
 def _run_suite(
     con: duckdb.DuckDBPyConnection, relation: str, suite: Suite, params: dict[str, float]
 ) -> list[CheckResult]:
-    """The suite's results on a batch. A batch without rows (a day without jobs is a normal
-    day) has no values to check: only the expectations on the table as a whole (its row count)
-    run; the others pass as skipped, with no observed value."""
     from etl.quality.batch import run_suite  # imports Great Expectations: only when needed
 
-    if con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0]:
-        return run_suite(con, relation, suite, params)
+    has_rows = bool(con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
+    return suite_results(suite, has_rows, lambda run: run_suite(con, relation, run, params))
+
+
+def suite_results(
+    suite: Suite, has_rows: bool, run: Callable[[Suite], list[CheckResult]]
+) -> list[CheckResult]:
+    """The suite's results on a batch (`run` runs a suite on it). A batch without rows (a day
+    without jobs is a normal day) has no values to check: only the expectations on the table
+    as a whole (its row count) run; the others pass as skipped, with no observed value."""
+    if has_rows:
+        return run(suite)
     on_table = tuple(e for e in suite.expectations if e.type.startswith("expect_table_"))
-    ran = iter(run_suite(con, relation, replace(suite, expectations=on_table), params))
+    ran = iter(run(replace(suite, expectations=on_table)))
     return [
         next(ran)
         if e in on_table
@@ -158,9 +190,3 @@ def check_rows(run_id: str, checks: Sequence[SourceCheck]) -> list[tuple]:
         )
         for c in checks
     ]
-
-
-def _record(con: duckdb.DuckDBPyConnection, run_id: str, checks: list[SourceCheck]) -> None:
-    rows = check_rows(run_id, checks)
-    if rows:
-        con.executemany("INSERT INTO quality.checks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)

@@ -54,7 +54,7 @@ SUITES_DIR = SCHEMAS_DIR / "suites"
 SKIPPED_NO_HISTORY = {"skipped": "no history"}
 SKIPPED_EMPTY_BATCH = {"skipped": "empty batch"}
 _GX_SEVERITY = {"error": "critical", "warn": "warning"}
-_INDEX_KEY = "etl_index"  # meta key mapping GX results back to suite positions
+INDEX_KEY = "etl_index"  # meta key mapping GX results back to suite positions
 _PARTIAL_LIST_MAX = 10
 DEFAULT_RESULT_FORMAT = {"result_format": "BASIC", "partial_unexpected_count": 0}
 
@@ -245,13 +245,13 @@ def run_suite(
     expectation that fails to compute (e.g. a missing column) is a failed result whose
     ``details["exception"]`` says why.
     """
-    results, to_run = _skip_without_params(suite, params)
+    results, to_run = skip_without_params(suite, params)
     if not to_run:
         return results  # type: ignore[return-value]
 
     from etl.quality import gx_duckdb, gx_sql
 
-    gx_suite = _build_gx_suite(suite, to_run)  # checks every configuration before anything runs
+    gx_suite = build_gx_suite(suite, to_run)  # checks every configuration before anything runs
     present = set(gx_duckdb.relation_columns(con, relation))
     derived = {k: v for k, v in suite.derived_columns.items() if k not in present}
     fmt = dict(result_format) if isinstance(result_format, Mapping) else result_format
@@ -261,7 +261,7 @@ def run_suite(
         done = gx_sql.validate_in_one_pass(
             con, relation, derived, present | derived.keys(), expectations, fmt
         )
-        by_index = {int(expectations[k].meta[_INDEX_KEY]): res for k, res in done.items()}
+        by_index = {int(expectations[k].meta[INDEX_KEY]): res for k, res in done.items()}
     left = [item for item in to_run if item[0] not in by_index]
     if left:
         by_index.update(_validate_with_gx(con, relation, derived, suite, left, fmt, context))
@@ -300,11 +300,16 @@ def _validate_with_gx(
 
     ctx = context if context is not None else gx_context()
     with gx_duckdb.duckdb_batch(ctx, con, relation, derived) as batch:
-        validation = batch.validate(_build_gx_suite(suite, to_run), result_format=result_format)
-    return {int(res.expectation_config.meta[_INDEX_KEY]): res for res in validation.results}
+        validation = batch.validate(build_gx_suite(suite, to_run), result_format=result_format)
+    return results_by_index(validation.results)
 
 
-def _skip_without_params(
+def results_by_index(validated: list[Any]) -> dict[int, Any]:
+    """GX's validation results by the index in the suite of the expectation each is of."""
+    return {int(res.expectation_config.meta[INDEX_KEY]): res for res in validated}
+
+
+def skip_without_params(
     suite: Suite, params: Mapping[str, float]
 ) -> tuple[list[CheckResult | None], list[tuple[int, SuiteExpectation, dict]]]:
     """The results so far (a skipped check for each expectation a parameter it names has no
@@ -324,7 +329,9 @@ def _skip_without_params(
     return results, to_run
 
 
-def _build_gx_suite(suite: Suite, to_run: list[tuple[int, SuiteExpectation, dict]]) -> Any:
+def build_gx_suite(suite: Suite, to_run: list[tuple[int, SuiteExpectation, dict]]) -> Any:
+    """The GX suite of the expectations `to_run`, each tagged with its index in `suite`.
+    Raises ValueError for a configuration GX refuses."""
     import great_expectations as gx
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
@@ -336,7 +343,7 @@ def _build_gx_suite(suite: Suite, to_run: list[tuple[int, SuiteExpectation, dict
             config = ExpectationConfiguration(
                 type=exp.type,
                 kwargs=kwargs,
-                meta={**exp.meta, _INDEX_KEY: i},
+                meta={**exp.meta, INDEX_KEY: i},
                 severity=_GX_SEVERITY[exp.severity],
             )
             expectations.append(config.to_domain_obj())

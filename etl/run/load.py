@@ -8,6 +8,7 @@ some of its pieces were written, leaves nothing behind.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,15 +18,17 @@ import polars as pl
 import shapely
 
 from etl.config.spec import Config, Limits, Source
-from etl.engine.base import Engine, KeyLookup, StagingWork
+from etl.engine.base import Engine, FileRecord, KeyLookup, StagingWork
+from etl.names import LINE
 from etl.readers import READERS
 from etl.readers.geojson import read_boundary
 from etl.run.crashpoints import crash_point
 from etl.run.ledger import FileOutcome
 from etl.run.reporter import Reporter
-from etl.sources.fetch import Piece, read_pieces
+from etl.sources.fetch import Piece, Span, read_pieces, read_span, spans
 from etl.sources.files import FileRef, SourceError
 from etl.stage.batch import (
+    DUPLICATE_OF,
     ControlTotalError,
     FileCounts,
     FileRead,
@@ -150,22 +153,26 @@ def _staging_work(
 ) -> StagingWork:
     """The trip files for an engine that stages them as its own tasks (`Engine.stage_files`)."""
     names = {ref.source for ref, _ in trips}
+    sources = {name: job.config.sources[name] for name in names}
     return StagingWork(
         job.run_id,
         files=trips,
         sources=[ref.source for ref, _ in trips],
         paths=[ref.path for ref, _ in trips],
-        sizes=[ref.size_bytes for ref, _ in trips],
         stage_file=FileStager(job.run_id, job.checkers, boundary, job.config.limits, job.sizes),
-        empty={name: empty_staging_frame(job.config.sources[name]) for name in names},
+        empty={name: empty_staging_frame(source) for name, source in sources.items()},
+        keys={name: (s.key, s.key_scope or "()") for name, s in sources.items() if s.key},
+        full_refresh=job.full_refresh,
     )
 
 
 @dataclass(frozen=True)
 class FileStager:
     """Stages one whole file, a piece at a time, as `_Loader` stages a batch: the same reader,
-    mapping and row checks, for an engine that runs it in a task of its own. A key another file
-    holds is not looked up here (the task sees only its file)."""
+    mapping and row checks, for an engine that runs it in a task of its own; or one span of
+    whole lines of a large file (`units`), whose records `assemble` adds up. A key another
+    file holds is not looked up here (the task sees only its file): the engine does, over the
+    `keys` each task gives back (every row's `_line`, key fields and raw values)."""
 
     run_id: str
     checkers: dict[str, RowChecker]
@@ -173,34 +180,98 @@ class FileStager:
     limits: Limits
     sizes: LoadSizes
 
-    def __call__(
-        self, item: tuple[FileRef, Source]
-    ) -> tuple[pl.DataFrame, pl.DataFrame, FileOutcome, dict[str, int]]:
+    def units(self, item: tuple[FileRef, Source], size: int) -> list[tuple]:
+        """What `item` is staged as: itself, or each span of a plain text file larger than
+        `size`. A file whose trailer declares its row count is staged whole: the count is of
+        all its rows."""
         ref, source = item
+        if not READERS[source.format].by_lines or source.trailer is not None:
+            return [item]
+        found = spans(ref, size, self.limits)
+        return [item] if found is None else [(ref, source, span) for span in found]
+
+    def assemble(
+        self, parts: list[tuple[FileRecord, dict[str, int]]]
+    ) -> tuple[FileRecord, dict[str, int]]:
+        """A file's record and rows per reason from its units', in order: the first that
+        failed fails it (the engine drops its rows), else their counts add up."""
+        failed = [part for part in parts if part[0].status == "failed"]
+        if failed or len(parts) == 1:
+            return (failed or parts)[0]
+        counts = {name: sum(getattr(record, name) for record, _ in parts) for name in COUNTS}
+        reasons = sum((Counter(found) for _, found in parts), Counter())
+        return dataclasses.replace(parts[-1][0], **counts), dict(reasons)
+
+    def __call__(
+        self, item: tuple, marks: pl.DataFrame | None = None
+    ) -> tuple[pl.DataFrame, pl.DataFrame, FileOutcome, pl.DataFrame]:
+        """The file's (or span's) staged rows, quarantined rows, outcome and keys."""
+        ref, source, *span = item
         file = _File(ref, FileReader(ref, source))
-        staged, quarantined, seen_keys = [], [], None
-        by_lines = READERS[source.format].by_lines
+        staged, quarantined, keys, seen_keys = [], [], [], None
         try:
-            for piece in read_pieces(ref, self.sizes.piece_bytes, self.limits, by_lines):
+            for piece in self._pieces(file, span[0] if span else None):
                 file.sha256 = piece.sha256 or file.sha256
                 read = file.reader.read(piece.data, piece.last)
                 if read is None:
                     continue
+                lookup = _KeyMarks(read, marks) if source.key else None
                 batch = stage_files(
                     [read], source, self.run_id, self.checkers[ref.source], self.boundary,
-                    seen_keys,
+                    seen_keys, lookup,
                 )  # fmt: skip
                 seen_keys = batch.seen_keys
                 staged.append(batch.staged)
                 quarantined.append(batch.quarantine)
+                keys.extend(lookup.held(batch.staged) if lookup else [])
                 file.add(read, batch.counts[ref.path], batch.reason_counts.get(ref.path, {}))
         except SourceError as exc:
             outcome = file.outcome(file.reader.locate(exc))
-            return pl.DataFrame(), pl.DataFrame(), outcome, {}
-        outcome = file.outcome()
+            return pl.DataFrame(), pl.DataFrame(), outcome, pl.DataFrame()
         frames = [pl.concat(f, how="diagonal_relaxed") if f else pl.DataFrame()
-                  for f in (staged, quarantined)]  # fmt: skip
-        return frames[0], frames[1], outcome, dict(outcome.reasons)
+                  for f in (staged, quarantined, keys)]  # fmt: skip
+        return frames[0], frames[1], file.outcome(), frames[2]
+
+    def _pieces(self, file: _File, span: Span | None) -> Iterator[Piece]:
+        ref = file.ref
+        if span is None:
+            by_lines = READERS[file.reader.source.format].by_lines
+            yield from read_pieces(ref, self.sizes.piece_bytes, self.limits, by_lines)
+            return
+        if span.index:
+            # A line reader keeps from a file's first piece what its first line says (a
+            # header): given that line, it reads a later span as it would the piece.
+            file.reader.parser.parse(span.head, False, 1)
+            file.reader.next_line = span.first_line
+        yield read_span(ref, span, self.limits)
+
+
+class _KeyMarks:
+    """The key lookup of a piece staged in a task: the task sees only its file, so it finds
+    the rows the engine marked (`marks`: `_line`, `duplicate_of`) and keeps every row's key
+    for the engine to look up (`held`). A piece's rows keep their order through the mapping:
+    `_pos` is a row's place in the piece."""
+
+    def __init__(self, read: FileRead, marks: pl.DataFrame | None) -> None:
+        self.lines = read.raw.frame.select(LINE).with_row_index("_pos")
+        self.marks = marks
+        self.keys = pl.DataFrame()
+
+    def __call__(self, batch_keys: pl.DataFrame) -> pl.DataFrame:
+        if batch_keys.height != self.lines.height:
+            raise RuntimeError("a piece's rows changed in number while staged")
+        self.keys = batch_keys.join(self.lines, on="_pos")
+        found = self.keys.select("_pos", LINE)
+        if self.marks is None:
+            return found.clear().select("_pos", pl.lit(None, pl.Utf8).alias(DUPLICATE_OF))
+        return found.join(self.marks, on=LINE).select("_pos", DUPLICATE_OF)
+
+    def held(self, staged: pl.DataFrame) -> list[pl.DataFrame]:
+        """Every row's `_file`, `_line` and key fields, and whether it was staged (`_held`)."""
+        if not self.keys.height:
+            return []
+        held = pl.col(LINE).is_in(staged[LINE].implode())
+        return [self.keys.drop("_pos").with_columns(held.alias("_held"))]
 
 
 def _log_outcome(reporter: Reporter, outcome: FileOutcome) -> None:

@@ -10,17 +10,14 @@ the published tables stay as they were.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import polars as pl
 
 from etl.config.spec import Config
 from etl.engine.base import Engine, NotReconciled, Publication
-from etl.quality.audit import SourceCheck, audit_run
+from etl.quality.audit import SuiteAudit
 from etl.reference.calendar import build_dim_date
 from etl.run.crashpoints import crash_point
 from etl.run.ledger import RunResult, RunSoFar, conclude
@@ -33,21 +30,9 @@ def audit(
     """Each source's batch suite on the rows this run loaded; the results recorded."""
     files_per_source = Counter(o.source for o in run.outcomes if o.status == "loaded")
     reporter.stage("batch checks")
-    checks = engine.run_suites(
-        lambda native: _audit_on(native)(native, config, config_dir, run.run_id, files_per_source)
-    )
+    checks = engine.run_suites(SuiteAudit(config, config_dir, run.run_id, files_per_source))
     crash_point("audited")
     return replace(run, checks=tuple(checks))
-
-
-def _audit_on(native: Any) -> Callable[..., list[SourceCheck]]:
-    """The audit for an engine's handle: DuckDB's connection, or a SparkSession (the suites
-    through GX's Spark datasource; the Spark extra is imported only then)."""
-    if isinstance(native, duckdb.DuckDBPyConnection):
-        return audit_run
-    from etl.engine.spark.suites import audit_run as audit_on_spark
-
-    return audit_on_spark
 
 
 def publish(

@@ -22,7 +22,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from isal import igzip, isal_zlib
@@ -281,3 +281,60 @@ def _inflate(handle: BinaryIO, info: zipfile.ZipInfo, whole: bool) -> Iterator[b
 def _check_member(info: zipfile.ZipInfo, size: int, crc: int, complete: bool) -> None:
     if not complete or size != info.file_size or crc != info.CRC:
         raise SourceError(CORRUPT_MEMBER)
+
+
+@dataclass(frozen=True)
+class Span:
+    """Whole lines of a plain file, bytes `start` to `end`, for a task of its own to read
+    (`read_span`): a piece of `read_pieces`, located in the file."""
+
+    index: int  # the file's spans are numbered from 0
+    start: int
+    end: int
+    first_line: int  # the file's line number of its first line
+    sha256: str  # of its bytes: a task reads exactly what was planned
+    file_sha256: str | None  # of the whole file, on its last span only (as on a Piece)
+    head: bytes  # the file's first line: what a reader keeps from the first piece (a header)
+
+
+def spans(ref: FileRef, size: int, limits: Limits) -> list[Span] | None:
+    """A plain file of more than `size` bytes as spans of whole lines, cut where `read_pieces`
+    cuts it, found in one pass (their line numbers and hashes); None for a file read whole by
+    one task: a small, compressed or zipped one (a member cannot be entered at a byte offset),
+    or one that cannot be split as planned (its task reads it and says why)."""
+    if ref.member is not None or ref.container.suffix == ".gz" or ref.size_bytes <= size:
+        return None
+    digest = hashlib.sha256()
+    found: list[Span] = []
+    start, line = 0, 1
+    try:
+        for data, last in _whole_lines(_hashed(_blocks(ref, size, limits), digest), size, None):
+            if not found:
+                head = data[: data.find(b"\n") + 1]
+            whole = digest.hexdigest() if last else None
+            sha = hashlib.sha256(data).hexdigest()
+            found.append(Span(len(found), start, start + len(data), line, sha, whole, b""))
+            start, line = start + len(data), line + data.count(b"\n")
+            del data
+    except OSError:
+        return None
+    changed = f"sha256:{digest.hexdigest()}" != ref.fingerprint
+    if changed or len(found) < 2 or not 0 < len(head) <= limits.max_line_bytes:
+        return None
+    return [replace(span, head=head) for span in found]
+
+
+def read_span(ref: FileRef, span: Span, limits: Limits) -> Piece:
+    """A span's bytes as a piece (the last one carries the file's sha256), exactly as
+    planned, every line within the limit. Raises SourceError (LineTooLong: lines before it
+    counted from the span's start)."""
+    try:
+        with ref.container.open("rb") as handle:
+            handle.seek(span.start)
+            data = handle.read(span.end - span.start)
+    except OSError as exc:
+        raise SourceError(f"cannot read: {exc.strerror or exc}") from None
+    if hashlib.sha256(data).hexdigest() != span.sha256:
+        raise SourceError(CHANGED)
+    _check_lines(data, limits.max_line_bytes)
+    return Piece(data, span.file_sha256)

@@ -1,4 +1,5 @@
-"""Batch suites through Great Expectations' Spark datasource give DuckDB's quality.checks rows.
+"""Batch suites through Great Expectations' Spark datasource (etl.quality.gx_spark) give
+DuckDB's quality.checks rows.
 
 The batch is the shared sample's run, as the DuckDB engine staged it: its staging rows and
 manifest are handed to Spark as global temporary views (no catalog needed), and the Spark
@@ -16,10 +17,10 @@ import duckdb
 import pytest
 
 from etl.config.load import load_config
-from etl.engine.spark.suites import audit_run, row_count_params
 from etl.paths import PROJECT_ROOT
 from etl.quality import audit as duckdb_audit
 from etl.quality.audit import check_rows
+from etl.quality.gx_spark import audit_run, row_count_params
 
 CONFIG = load_config(PROJECT_ROOT / "sources.yaml")
 SUITED = [name for name, source in CONFIG.sources.items() if source.suite]
@@ -118,10 +119,9 @@ def test_a_wrong_unit_month_fails_the_audit_on_spark_as_on_duckdb(
     with duckdb.connect(str(wh.path)) as con:
         run_id, files = run_of(con)
         con.execute("UPDATE staging.dc_taxi SET duration_s = duration_s / 60")
-        con.execute("DELETE FROM quality.checks")
         taxi = {"dc_taxi": files["dc_taxi"]}
         on_duckdb = duckdb_audit.audit_run(con, CONFIG, PROJECT_ROOT, run_id, taxi)
-        duck = con.execute("SELECT * FROM quality.checks ORDER BY rowid").fetchall()
+        duck = check_rows(run_id, on_duckdb)
         original = spark.table(f"{VIEWS}.dc_taxi")
         to_spark(spark, con, "SELECT * FROM staging.dc_taxi", "dc_taxi")
     try:

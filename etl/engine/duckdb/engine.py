@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import polars as pl
 
@@ -25,13 +25,12 @@ from etl.engine.base import (
     Published,
     RunRecord,
     StagingWork,
+    SuiteRun,
 )
 from etl.engine.duckdb import sql_models, warehouse
 from etl.engine.duckdb.build import ReconciliationError, build_curated
 from etl.engine.duckdb.writer import BatchWriter
 from etl.paths import WAREHOUSE_DIR
-
-T = TypeVar("T")
 
 # DuckDB's buffer pool while files load: appending needs little, and what it caches nobody reads
 # until the audits (at 20 M rows the pool otherwise grew to its cap, +0.6 GB of peak memory).
@@ -153,9 +152,14 @@ class DuckDBEngine:
 
     # -- audit, publish, withdraw --------------------------------------------------------------
 
-    def run_suites(self, audit: Callable[[Any], T]) -> T:
-        """Great Expectations validates on this connection (etl.quality.gx_duckdb)."""
-        return audit(self.con)
+    def run_suites(self, audit: SuiteRun) -> list[Any]:
+        """Great Expectations validates on this connection (etl.quality.gx_duckdb); the results
+        are recorded in `quality.checks`."""
+        checks = audit.run(self.con, "duckdb")
+        rows = audit.rows(checks)
+        if rows:
+            self.con.executemany(_sql("record_checks"), rows)
+        return checks
 
     def publish(
         self, publication: Publication, checkpoint: Checkpoint, progress: Callable[[str], None]

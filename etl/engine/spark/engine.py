@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
@@ -28,6 +28,7 @@ from etl.engine.base import (
     Published,
     RunRecord,
     StagingWork,
+    SuiteRun,
 )
 from etl.engine.duckdb import sql_models
 from etl.engine.duckdb.warehouse import named_statements
@@ -35,14 +36,13 @@ from etl.engine.spark import ledger
 from etl.engine.spark.catalog import Catalog
 from etl.engine.spark.readers import tables_folder, write_reader
 from etl.engine.spark.session import spark_session
-from etl.engine.spark.staging import split, stage_source
+from etl.engine.spark.staging import stage_source
 from etl.errors import ReconciliationError
 from etl.paths import WAREHOUSE_DIR
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import DataFrame, SparkSession
 
-T = TypeVar("T")
 LEDGER_SQL = WAREHOUSE_DIR / "spark" / "engine" / "ledger.sql"
 RUNS, FILES, QUARANTINE = "quality.runs", "quality.files", "quality.quarantine"
 CHECKS = "quality.checks"
@@ -153,20 +153,19 @@ class SparkEngine:
         yield
 
     def stage_files(self, work: StagingWork) -> list[tuple[FileRecord, dict[str, int]]]:
-        """Each source's files as Spark tasks, one per file; rows appended to the working
-        staging table and quarantine, the file records in the order of `work.files`."""
+        """Each source's files as Spark tasks, a task per file (per span of a large one); rows
+        appended to the working staging table and quarantine, the file records in the order
+        of `work.files`."""
         records: dict[str, tuple[FileRecord, dict[str, int]]] = {}
         for source in dict.fromkeys(work.sources):
-            mine = [i for i, name in enumerate(work.sources) if name == source]
-            out = f"etl.staged_{source}"
-            self.spark.sql(f"DROP TABLE IF EXISTS {out}")
-            stage_source(self.spark, [work.files[i] for i in mine], [work.sizes[i] for i in mine],
-                         work.stage_file, work.empty[source], out)  # fmt: skip
-            rows, quarantine, found = split(self.spark, out, work.empty[source])
-            self.catalog.append(f"staging.{source}", rows)
-            self.catalog.append(QUARANTINE, quarantine)
-            self.spark.sql(f"DROP TABLE {out}")
-            records |= {record.path: (record, reasons) for record, reasons in found}
+            table, out = f"staging.{source}", f"etl.staged_{source}"
+            staging = self.spark.table(table) if self.catalog.exists(table) else None
+            staged = stage_source(self.spark, work, source, staging, out)
+            self.catalog.append(table, staged.rows)
+            self.catalog.append(QUARANTINE, staged.quarantine)
+            for name in (out, out + "_again"):
+                self.spark.sql(f"DROP TABLE IF EXISTS {name}")
+            records |= {record.path: (record, reasons) for record, reasons in staged.records}
         return [records[path] for path in work.paths]
 
     def stage_batch(self, source: str, staged: pl.DataFrame, quarantine: pl.DataFrame) -> None:
@@ -180,13 +179,11 @@ class SparkEngine:
 
     # -- audit, publish, withdraw --------------------------------------------------------------
 
-    def run_suites(self, audit: Callable[[Any], T]) -> T:
-        """Great Expectations validates on this session (etl.engine.spark.suites); the results
+    def run_suites(self, audit: SuiteRun) -> list[Any]:
+        """Great Expectations validates on this session (its Spark datasource); the results
         are recorded in `quality.checks`."""
-        from etl.engine.spark.suites import check_rows
-
-        checks = audit(self.spark)
-        rows = check_rows(self.run_id, checks)  # type: ignore[arg-type]
+        checks = audit.run(self.spark, "spark")
+        rows = audit.rows(checks)
         if rows:
             schema = self.spark.table(CHECKS).schema
             self.catalog.append(CHECKS, self.spark.createDataFrame(rows, schema))

@@ -1,30 +1,40 @@
-"""Files staged as Spark tasks: a file is the unit of work, the toolkit's own staging inside.
+"""Files staged as Spark tasks: a file is the unit of work, a task each.
 
 The run hands over a picklable `stage_file` (etl.run.load.FileStager: the readers, the mapping
-and the pandera-polars row checks, a file read a piece of whole lines at a time) and the files.
-A DataFrame of one row per task, one partition each, goes through `mapInArrow`: a task stages
-its files one by one (a large file has a task of its own; small ones share one, as Spark packs
-small files) and yields their staged rows, quarantined rows and records as rows of one table,
-told apart by `_kind`. That table is written once as Parquet, then split into the source's
-staging rows, quarantine rows, and the file records the driver collects (small).
+and the pandera-polars row checks) and the files. A plain text file larger than the session's
+`spark.sql.files.maxPartitionBytes` is staged as spans of whole lines, cut where the piece
+reader cuts it, a task each (`FileStager.units`); a zip member is one task, since it cannot be
+entered at a byte offset. A DataFrame of one row per unit, one partition each, goes through
+`mapInArrow`: a task stages its unit and yields its staged rows, quarantined rows, record and
+every row's key, as rows of one table told apart by `_kind`, written once as Parquet.
+
+Then the keys another file holds are looked up over the source's rows at once (`_marks`), as
+DuckDB's `warehouse/audit/keys_staged_elsewhere.sql` does a batch at a time: a record key is
+held by a staged row of an earlier run's current file, else of the first file of this run
+(in the run's order) that staged it; the rows of the other files with that key, in its scope,
+are duplicates of it. So is a key repeated in an earlier span of its own file. The units with
+such rows are staged again, those rows marked: their rows, reasons and counts are then what
+DuckDB's staging gives them. A file's record adds up its units' (`FileStager.assemble`): a
+unit that failed fails its file, and none of the file's rows stay.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import pyarrow as pa
 
-from etl.engine.base import FileRecord, StageFile
+from etl.engine.base import FileRecord, FileStaging, StagingWork
 
 if TYPE_CHECKING:  # pragma: no cover
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
-KIND, RECORD = "_kind", "_record"
+KIND, RECORD, UNIT, HELD = "_kind", "_record", "_unit", "_held"
+DUPLICATE_OF, SCOPE, RANK = "duplicate_of", "_scope", "_rank"
 # quality.quarantine's columns (warehouse/ddl/quality.sql), prefixed in the staging output.
 QUARANTINE = pa.schema(
     [("run_id", pa.string()), ("source", pa.string()), ("file", pa.string()),
@@ -32,55 +42,94 @@ QUARANTINE = pa.schema(
      ("duplicate_of", pa.string())]
 )  # fmt: skip
 Q = "q_"
+Records = list[tuple[FileRecord, dict[str, int]]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Staged:
+    """A source's staged rows, quarantine rows, and its files' records in their order."""
+
+    rows: DataFrame
+    quarantine: DataFrame
+    records: Records
 
 
 def stage_source(
+    spark: SparkSession, work: StagingWork, source: str, staging: DataFrame | None, out: str
+) -> Staged:
+    """Stage the files of `source` as tasks, through the table `out` (and `out`_again).
+    `staging`: the source's staged rows of earlier runs, whose keys hold against this run's
+    but for the files it loads again (all, on a full refresh)."""
+    from pyspark.sql import functions as F
+
+    files = [f for f, name in zip(work.files, work.sources, strict=True) if name == source]
+    paths = [p for p, name in zip(work.paths, work.sources, strict=True) if name == source]
+    size = _conf_bytes(spark, "spark.sql.files.maxPartitionBytes")
+    stager = work.stage_file
+    units = [(n, unit) for n, file in enumerate(files) for unit in stager.units(file, size)]
+    schema = _schema(work.empty[source])
+    _run(spark, dict(enumerate(unit for _, unit in units)), stager, schema, {}, out)
+    unit_files = [n for n, _ in units]
+    table = spark.table(out)
+    records = _records(table, unit_files, len(files), stager)
+    if source in work.keys:
+        fields, scope = work.keys[source]
+        failed = _failed(paths, records)
+        loaded = [path for path in paths if path not in failed]
+        held = None
+        if staging is not None and not work.full_refresh:
+            held = staging.where(~F.col("_file").isin(loaded))
+        marks = _marks(spark, table, failed, fields, scope, loaded, held)
+        if marks:
+            _run(spark, {u: units[u][1] for u in marks}, stager, schema, marks, out + "_again")
+            table = table.where(~F.col(UNIT).isin(list(marks))).unionByName(
+                spark.table(out + "_again")
+            )
+            records = _records(table, unit_files, len(files), stager)
+    return _split(table, work.empty[source], _failed(paths, records), records)
+
+
+def _failed(paths: list[str], records: Records) -> list[str]:
+    return [path for path, (record, _) in zip(paths, records, strict=True)
+            if record.status == "failed"]  # fmt: skip
+
+
+def _schema(empty: pl.DataFrame) -> Any:
+    """The tasks' output: staged columns, quarantine columns (prefixed), and what tells them
+    apart (the kind, the unit, a record as JSON, whether a key row's row was staged)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    fields = [*empty.to_arrow().schema, *(f.with_name(Q + f.name) for f in QUARANTINE)]
+    fields += [pa.field(KIND, pa.string()), pa.field(RECORD, pa.string())]
+    fields += [pa.field(UNIT, pa.int64()), pa.field(HELD, pa.bool_())]
+    return from_arrow_schema(pa.schema(fields))
+
+
+def _run(
     spark: SparkSession,
-    files: list[Any],
-    sizes: list[int],
-    stage_file: StageFile,
-    empty: pl.DataFrame,
+    units: dict[int, Any],
+    stage_file: FileStaging,
+    spark_schema: Any,
+    marks: dict[int, pl.DataFrame],
     out: str,
 ) -> None:
-    """Stage `files` (of one source, `sizes` bytes each) as tasks into the table `out`."""
-    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+    """Stage `units` (by number), one task each, into the table `out`; `marks`: by unit, the
+    rows whose key another file holds."""
+    from pyspark.sql.pandas.types import to_arrow_schema
 
-    staged = empty.to_arrow().schema
-    fields = [*staged, *(f.with_name(Q + f.name) for f in QUARANTINE)]
-    fields += [pa.field(KIND, pa.string()), pa.field(RECORD, pa.string())]
-    spark_schema = from_arrow_schema(pa.schema(fields))
     arrow_schema = to_arrow_schema(spark_schema)
-    tasks = packed(sizes, _conf_bytes(spark, "spark.sql.files.maxPartitionBytes"),
-                   _conf_bytes(spark, "spark.sql.files.openCostInBytes"),
-                   spark.sparkContext.defaultParallelism)  # fmt: skip
+    numbers = sorted(units)
 
     def stage(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for task in batch.column(0).to_pylist():
-                for index in tasks[task]:
-                    yield from _file_rows(stage_file(files[index]), arrow_schema)
+                unit = numbers[task]
+                result = stage_file(units[unit], marks.get(unit))
+                yield from _unit_rows(result, arrow_schema, unit)
 
-    ids = spark.range(0, len(tasks), 1, numPartitions=len(tasks))
+    spark.sql(f"DROP TABLE IF EXISTS {out}")
+    ids = spark.range(0, len(numbers), 1, numPartitions=max(len(numbers), 1))
     ids.mapInArrow(stage, spark_schema).write.mode("overwrite").saveAsTable(out)
-
-
-def packed(sizes: list[int], max_bytes: int, open_cost: int, parallelism: int) -> list[list[int]]:
-    """The files (by index) each task stages: a file is never split across tasks, and small
-    ones share a task, as Spark's own file sources pack them (FilePartition): each costs its
-    size plus `open_cost`, a task holds up to a split of the total spread over `parallelism`
-    cores, capped at `max_bytes`. A large file is read in pieces of whole lines in its task."""
-    total = sum(size + open_cost for size in sizes)
-    split = min(max_bytes, max(open_cost, total // max(parallelism, 1)))
-    tasks: list[list[int]] = []
-    room = 0
-    for index in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
-        cost = sizes[index] + open_cost
-        if not tasks or cost > room:
-            tasks.append([])
-            room = split
-        tasks[-1].append(index)
-        room -= cost
-    return tasks
 
 
 def _conf_bytes(spark: SparkSession, key: str) -> int:
@@ -90,31 +139,35 @@ def _conf_bytes(spark: SparkSession, key: str) -> int:
     )
 
 
-def _file_rows(
-    result: tuple[pl.DataFrame, pl.DataFrame, FileRecord, dict[str, int]],
-    schema: pa.Schema,
+def _unit_rows(
+    result: tuple[pl.DataFrame, pl.DataFrame, Any, pl.DataFrame], schema: pa.Schema, unit: int
 ) -> Iterator[pa.RecordBatch]:
-    """A file's staged rows, quarantined rows and record, as batches of the output schema."""
-    staged, quarantined, record, reasons = result
-    fields = dataclasses.asdict(record) | {"reasons": reasons}
-    yield from _aligned(staged.to_arrow(), schema, "staged", "")
-    yield from _aligned(quarantined.to_arrow(), schema, "quarantine", Q)
-    record_row = pa.table({RECORD: [json.dumps(fields)]})
-    yield from _aligned(record_row, schema, "file", "")
+    """A unit's staged rows, quarantined rows, record and keys, as batches of the output."""
+    staged, quarantined, outcome, keys = result
+    fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(FileRecord)}
+    record_row = pa.table({RECORD: [json.dumps(fields | {"reasons": dict(outcome.reasons)})]})
+    for table, kind, prefix in (
+        (staged.to_arrow(), "staged", ""),
+        (quarantined.to_arrow(), "quarantine", Q),
+        (record_row, "file", ""),
+        (keys.to_arrow(), "key", ""),
+    ):
+        yield from _aligned(table, schema, kind, prefix, unit)
 
 
 def _aligned(
-    table: pa.Table, schema: pa.Schema, kind: str, prefix: str
+    table: pa.Table, schema: pa.Schema, kind: str, prefix: str, unit: int
 ) -> Iterator[pa.RecordBatch]:
     """`table`'s columns under `schema`'s names (with `prefix`), nulls for the others."""
     if not table.num_rows:
         return
     n = table.num_rows
+    given = {KIND: pa.array([kind] * n, pa.string()), UNIT: pa.array([unit] * n, pa.int64())}
     columns = []
     for field in schema:
         name = field.name.removeprefix(prefix) if field.name.startswith(prefix) else None
-        if field.name == KIND:
-            columns.append(pa.array([kind] * n, pa.string()))
+        if field.name in given:
+            columns.append(given[field.name])
         elif name is not None and name in table.column_names:
             columns.append(table.column(name).cast(field.type))
         else:
@@ -122,20 +175,77 @@ def _aligned(
     yield from pa.Table.from_arrays(columns, schema=schema).to_batches()
 
 
-def split(
-    spark: SparkSession, out: str, staged: pl.DataFrame
-) -> tuple[DataFrame, DataFrame, list[tuple[FileRecord, dict[str, int]]]]:
-    """The staging table `out` as staged rows, quarantine rows and the file records."""
+def _records(
+    table: DataFrame, unit_files: Sequence[int], files: int, stage_file: FileStaging
+) -> Records:
+    """Each file's record and rows per reason, from its units' (`unit_files`: each unit's
+    file), in the order of the files."""
     from pyspark.sql import functions as F
 
-    table = spark.table(out)
-    rows = table.where(F.col(KIND) == "staged").select(*staged.columns)
-    quarantine = table.where(F.col(KIND) == "quarantine").select(
-        *(F.col(Q + name).alias(name) for name in QUARANTINE.names)
-    )
-    records = []
-    for (text,) in table.where(F.col(KIND) == "file").select(RECORD).collect():
+    parts: list[Records] = [[] for _ in range(files)]
+    rows = table.where(F.col(KIND) == "file").select(UNIT, RECORD).orderBy(UNIT).collect()
+    for unit, text in rows:
         fields = json.loads(text)
         reasons = fields.pop("reasons")
-        records.append((FileRecord(**fields), reasons))
-    return rows, quarantine, records
+        parts[unit_files[unit]].append((FileRecord(**fields), reasons))
+    return [stage_file.assemble(found) for found in parts]
+
+
+def _marks(
+    spark: SparkSession,
+    table: DataFrame,
+    failed: list[str],
+    fields: Sequence[str],
+    scope: str,
+    order: list[str],
+    held: DataFrame | None,
+) -> dict[int, pl.DataFrame]:
+    """By unit, the rows (`_line`, `duplicate_of`) whose key another file holds (that file),
+    or an earlier span of its own file (no file named): see the module's notes."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    keys = list(fields)
+    rows = table.where((F.col(KIND) == "key") & ~F.col("_file").isin(failed))
+    first_unit = F.first(UNIT).over(Window.partitionBy("_file", *keys).orderBy("_line"))
+    rows = rows.select(UNIT, "_file", "_line", HELD, *keys, first_unit.alias("_first"))
+    repeats = rows.where(F.col("_first") != F.col(UNIT)).select(
+        UNIT, "_line", F.lit(None).cast("string").alias(DUPLICATE_OF)
+    )
+    ranks = spark.createDataFrame(list(enumerate(order)), f"{RANK} int, _file string")
+    ranked = _scoped(rows.join(F.broadcast(ranks), "_file"), scope, keys)
+    holders = ranked.where(F.col(HELD) & (F.col("_first") == F.col(UNIT)))
+    holders = holders.select(SCOPE, *keys, RANK, "_file")
+    if held is not None:
+        earlier = _scoped(held.withColumn(RANK, F.lit(-1)), scope, keys)
+        holders = holders.unionByName(earlier.select(SCOPE, *keys, RANK, "_file"))
+    first = holders.groupBy(SCOPE, *keys).agg(F.min(F.struct(RANK, "_file")).alias("_holder"))
+    elsewhere = ranked.join(first, [SCOPE, *keys]).where(F.col(RANK) > F.col("_holder." + RANK))
+    found = elsewhere.select(UNIT, "_line", F.col("_holder._file").alias(DUPLICATE_OF))
+    marks = found.unionByName(repeats).groupBy(UNIT, "_line").agg(F.max(DUPLICATE_OF))
+    frame = pl.DataFrame(marks.toDF(UNIT, "_line", DUPLICATE_OF).toArrow())
+    by_unit = frame.partition_by(UNIT, as_dict=True)
+    return {unit: part.drop(UNIT) for (unit,), part in by_unit.items()}
+
+
+def _scoped(rows: DataFrame, scope: str, keys: list[str]) -> DataFrame:
+    """Rows whose key is whole, with its scope: the first group of `scope` on the file's path
+    (a key with a null in it matches none, as in DuckDB's join)."""
+    from pyspark.sql import functions as F
+
+    whole: Column = F.lit(True)
+    for key in keys:
+        whole = whole & F.col(key).isNotNull()
+    return rows.where(whole).withColumn(SCOPE, F.regexp_extract("_file", scope, 1))
+
+
+def _split(table: DataFrame, empty: pl.DataFrame, failed: list[str], records: Records) -> Staged:
+    """The staged rows and quarantine rows of the files that did not fail, and the records."""
+    from pyspark.sql import functions as F
+
+    kept = ~F.coalesce(F.col("_file"), F.col(Q + "file")).isin(failed)
+    rows = table.where((F.col(KIND) == "staged") & kept).select(*empty.columns)
+    quarantine = table.where((F.col(KIND) == "quarantine") & kept).select(
+        *(F.col(Q + name).alias(name) for name in QUARANTINE.names)
+    )
+    return Staged(rows, quarantine, records)

@@ -1,5 +1,7 @@
 """Batch suites on Spark (design step 6): the same suite files, through Great Expectations'
-Spark datasource, giving the same rows for `quality.checks` as the DuckDB engine.
+Spark datasource, giving the same checks as on DuckDB (`etl.quality.gx_duckdb` is DuckDB's
+datasource); the engine records their rows (`SuiteAudit.rows`). pyspark is imported only here,
+and this module only when the Spark engine runs the suites (`etl.quality.audit.AUDITS`).
 
 The batch is the one DuckDB checks (`warehouse/audit/batch_view.sql`, twinned in
 `warehouse/spark/audit/`): this run's rows of one source that are trips, with the key the suite
@@ -16,21 +18,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from etl.config.spec import Config
 from etl.paths import WAREHOUSE_DIR
-from etl.quality.audit import SourceCheck, row_count_band
-from etl.quality.audit import check_rows as check_rows  # the engine records with it (layers)
+from etl.quality.audit import SourceCheck, row_count_band, suite_results
 from etl.quality.batch import (
     DEFAULT_RESULT_FORMAT,
-    SKIPPED_EMPTY_BATCH,
     CheckResult,
     Suite,
+    build_gx_suite,
     gx_context,
     load_suite,
+    place_results,
+    results_by_index,
+    skip_without_params,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,27 +85,15 @@ def run_suite(
 ) -> list[CheckResult]:
     """`etl.quality.batch.run_suite` on a Spark DataFrame: one CheckResult per expectation, in
     suite order, with the suite's derived columns added to `frame`."""
-    from etl.quality.batch import _build_gx_suite, _skip_without_params
-
-    results, to_run = _skip_without_params(suite, params)
+    results, to_run = skip_without_params(suite, params)
     if not to_run:
         return results  # type: ignore[return-value]
-    gx_suite = _build_gx_suite(suite, to_run)
+    gx_suite = build_gx_suite(suite, to_run)
     ctx = context if context is not None else gx_context()
     with spark_batch(ctx, with_derived(frame, suite.derived_columns)) as batch:
         fmt = dict(result_format) if isinstance(result_format, Mapping) else result_format
         validation = batch.validate(gx_suite, result_format=fmt)
-    return _fill(results, to_run, suite, validation.results)
-
-
-def _fill(
-    results: list[CheckResult | None], to_run: list, suite: Suite, validated: list[Any]
-) -> list[CheckResult]:
-    """The results with those GX computed put in their suite positions."""
-    from etl.quality.batch import _INDEX_KEY, place_results
-
-    by_index = {int(res.expectation_config.meta[_INDEX_KEY]): res for res in validated}
-    return place_results(results, to_run, suite, by_index)
+    return place_results(results, to_run, suite, results_by_index(validation.results))
 
 
 @contextmanager
@@ -132,8 +124,7 @@ def audit_run(
 ) -> list[SourceCheck]:
     """Run the suite of every source that loaded files this run, on its batch in the schema
     `staging`, with the row-count band from the manifest in `quality`: the results, as
-    `etl.quality.audit.audit_run` gives them (`check_rows` in
-    `etl.quality.audit` makes its rows of them)."""
+    `etl.quality.audit.audit_run` gives them on DuckDB."""
     checks: list[SourceCheck] = []
     for name, source in config.sources.items():
         if not source.suite or not files_loaded.get(name):
@@ -141,23 +132,10 @@ def audit_run(
         suite = load_suite(config_dir / source.suite)
         frame = batch_frame(spark, name, source.key, run_id, staging)
         params = row_count_params(spark, name, run_id, files_loaded[name], quality)
-        checks.extend(SourceCheck(name, r) for r in _run_on_batch(frame, suite, params))
+        run = partial(run_suite, frame, params=params)
+        results = suite_results(suite, not frame.isEmpty(), run)
+        checks.extend(SourceCheck(name, r) for r in results)
     return checks
-
-
-def _run_on_batch(frame: DataFrame, suite: Suite, params: dict[str, float]) -> list[CheckResult]:
-    """As on DuckDB: a batch without rows runs only the expectations on the table as a whole
-    (its row count); the others pass as skipped, with no observed value."""
-    if not frame.isEmpty():
-        return run_suite(frame, suite, params)
-    on_table = tuple(e for e in suite.expectations if e.type.startswith("expect_table_"))
-    ran = iter(run_suite(frame, replace(suite, expectations=on_table), params))
-    return [
-        next(ran)
-        if e in on_table
-        else CheckResult(suite.name, e.name, e.severity, True, None, dict(SKIPPED_EMPTY_BATCH))
-        for e in suite.expectations
-    ]
 
 
 def row_count_params(

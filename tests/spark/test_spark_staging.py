@@ -1,0 +1,167 @@
+"""Spark's staging (etl.engine.spark.staging) against the DuckDB engine's on the same files: a
+task per file, a large file a task per span of whole lines, and the keys another file holds.
+
+Each test runs the DuckDB engine's `etl run` on a small data root, then Spark's staging of the
+same files straight into DataFrames (no catalog tables: the session's catalog is the other
+Spark tests' warehouse), and holds the staged rows, the quarantine and the files' records to
+the DuckDB run's.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from conftest import DEFAULT_CONFIG
+
+from etl.config.load import load_config
+from etl.engine.spark.staging import stage_source
+from etl.readers import formats
+from etl.run.load import LoadJob, LoadSizes, _staging_work
+from etl.run.pipeline import run
+from etl.run.plan import row_checkers
+from etl.sources.fetch import read_pieces
+from etl.sources.files import discover
+
+SPAN = 4096  # bytes: the courier months (16-20 KB) are read in 4-6 pieces
+RECORD = ("status", "reason", "layout", "sha256", "rows_read", "rows_staged", "rows_flagged",
+          "rows_quarantined", "blank_lines", "control_total")  # fmt: skip
+
+
+def staged_by_spark(spark, config_path: Path, data: Path, source: str, run_id: str, held=None):
+    """Spark's staging of the files of `source` under `data` (of `run_id`)."""
+    config = load_config(config_path, formats())
+    found = [f for f in discover(source, config.sources[source], data, {}, config.limits)]
+    trips = tuple((ref, config.sources[source]) for ref in sorted(found, key=lambda f: f.path))
+    job = LoadJob(run_id, config, row_checkers(config, config_path.parent), None, False,
+                  LoadSizes(piece_bytes=SPAN))  # fmt: skip
+    work = _staging_work(job, trips, None)
+    return trips, stage_source(spark, work, source, held, f"default.test_staged_{source}")
+
+
+def duckdb_rows(path: Path, sql: str, params=()) -> pl.DataFrame:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.sql(sql, params=list(params) or None).pl()
+
+
+def as_text(frame: pl.DataFrame, order: list[str]) -> pl.DataFrame:
+    """Every column as text (lists sorted), rows in `order`: frames of both engines alike."""
+    columns = [
+        pl.col(name).list.sort().cast(pl.List(pl.Utf8)).list.join("|")
+        if isinstance(frame.schema[name], pl.List)
+        else pl.col(name).cast(pl.Utf8)
+        for name in frame.columns
+    ]
+    return frame.select(columns).sort(order)
+
+
+def spark_frame(df) -> pl.DataFrame:
+    return pl.DataFrame(df.toArrow())
+
+
+def tasks_of(spark, group: str) -> list[int]:
+    """The task count of each stage of the jobs of `group`, in job order."""
+    tracker = spark.sparkContext.statusTracker()
+    counts = []
+    for job in sorted(tracker.getJobIdsForGroup(group)):
+        for stage in tracker.getJobInfo(job).stageIds:
+            counts.append(tracker.getStageInfo(stage).numTasks)
+    return counts
+
+
+@pytest.fixture
+def small_spans(spark):
+    spark.conf.set("spark.sql.files.maxPartitionBytes", str(SPAN))
+    yield
+    spark.conf.unset("spark.sql.files.maxPartitionBytes")
+
+
+def test_a_task_per_file_and_per_span_stages_what_duckdb_stages(
+    spark, sample_data, tmp_path, small_spans
+):
+    """Courier months without their trailer (a file declaring its row count is one task) are
+    split into spans a task each; a key repeated in a later span of its file is a duplicate;
+    a file whose later span fails leaves none of its rows. All as the DuckDB run has it."""
+    data = tmp_path / "data"
+    courier = data / "company" / "courier"
+    courier.mkdir(parents=True)
+    for month in sorted((sample_data / "company" / "courier").glob("*.csv"))[:3]:
+        lines = month.read_text().splitlines(keepends=True)[:-1]  # no trailer
+        (courier / month.name).write_text("".join([*lines, lines[1]]))  # line 2 again, at the end
+    broken = sorted(courier.glob("*.csv"))[-1]
+    broken.write_text(broken.read_text() + "x" * 2_000_000 + "\n")  # too long a line, last span
+    config_path = tmp_path / "sources.yaml"
+    (tmp_path / "schemas").symlink_to(DEFAULT_CONFIG.parent / "schemas")
+    config_path.write_text(DEFAULT_CONFIG.read_text().replace("    trailer: '^TOTAL ROWS", "    #"))
+    warehouse = tmp_path / "duck.duckdb"
+    result = run(config_path, data, warehouse, sizes=LoadSizes(piece_bytes=SPAN))
+    assert result.published, result.message  # exit 2: one file failed
+
+    spark.sparkContext.setJobGroup("spark-staging-test", "a task per file")
+    try:
+        trips, staged = staged_by_spark(spark, config_path, data, "courier", result.run_id)
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+    # The pieces DuckDB's run read each file in (the long line unchecked: that file fails).
+    pieces = [sum(1 for _ in read_pieces(ref, SPAN, lines=False)) for ref, _ in trips]
+    assert tasks_of(spark, "spark-staging-test")[0] == sum(pieces) > len(trips)
+
+    duck_staged = duckdb_rows(warehouse, "SELECT * EXCLUDE (_run_id) FROM staging.courier")
+    spark_staged = spark_frame(staged.rows).drop("_run_id")
+    assert as_text(spark_staged, ["_file", "_line"]).equals(
+        as_text(duck_staged.select(spark_staged.columns), ["_file", "_line"])
+    )
+    quarantine = "SELECT file, line, reasons, raw, duplicate_of FROM quality.quarantine"
+    duck_quarantine = as_text(duckdb_rows(warehouse, quarantine), ["file", "line"])
+    spark_quarantine = spark_frame(staged.quarantine).select(duck_quarantine.columns)
+    assert as_text(spark_quarantine, ["file", "line"]).equals(duck_quarantine)
+    assert "duplicate_key" in " ".join(duck_quarantine["reasons"])
+    files = duckdb_rows(warehouse, f"SELECT path, {', '.join(RECORD)} FROM quality.files")
+    assert {r.path: tuple(getattr(r, n) for n in RECORD) for r, _ in staged.records} == {
+        row[0]: row[1:] for row in files.iter_rows()
+    }
+    assert [r.status for r, _ in staged.records].count("failed") == 1
+
+
+def test_a_zip_sent_again_under_another_name_is_quarantined_as_duckdb_does(
+    spark, sample_data, tmp_path
+):
+    """The second night, the same zip under a second name: its members' rows are duplicates of
+    the first's (duplicate_key, naming the member that holds the key), as in DuckDB's run."""
+    data = tmp_path / "data"
+    (data / "dc_taxi").mkdir(parents=True)
+    shutil.copy(sample_data / "dc_taxi" / "taxi_2016.zip", data / "dc_taxi")
+    warehouse = tmp_path / "duck.duckdb"
+    first = run(DEFAULT_CONFIG, data, warehouse)
+    assert first.exit_code == 0, first.message
+    # What the first night staged (the other test holds Spark's staging to DuckDB's).
+    staging = duckdb_rows(warehouse, "SELECT * FROM staging.dc_taxi").to_arrow()
+    held = spark.createDataFrame(staging.select(["_run_id", "_file", "source_record_id"]))
+
+    shutil.copy(data / "dc_taxi" / "taxi_2016.zip", data / "dc_taxi" / "taxi_2016 (1).zip")
+    second = run(DEFAULT_CONFIG, data, warehouse)
+    assert second.exit_code == 0, second.message
+    resent = tmp_path / "resent"
+    (resent / "dc_taxi").mkdir(parents=True)
+    shutil.move(data / "dc_taxi" / "taxi_2016 (1).zip", resent / "dc_taxi")
+    _, staged = staged_by_spark(spark, DEFAULT_CONFIG, resent, "dc_taxi", second.run_id, held)
+
+    assert spark_frame(staged.rows).height == 0
+    quarantine = (
+        "SELECT file, line, reasons, raw, duplicate_of FROM quality.quarantine WHERE run_id = ?"
+    )
+    duck = as_text(duckdb_rows(warehouse, quarantine, [second.run_id]), ["file", "line"])
+    spark_quarantine = spark_frame(staged.quarantine).select(duck.columns)
+    assert as_text(spark_quarantine, ["file", "line"]).equals(duck)
+    assert duck["duplicate_of"].drop_nulls().str.contains(r"taxi_2016\.zip!").all()
+    assert duck["duplicate_of"].drop_nulls().len() > 100
+    files = duckdb_rows(
+        warehouse, f"SELECT path, {', '.join(RECORD)} FROM quality.files WHERE run_id = ?",
+        [second.run_id],
+    )  # fmt: skip
+    assert {r.path: tuple(getattr(r, n) for n in RECORD) for r, _ in staged.records} == {
+        row[0]: row[1:] for row in files.iter_rows()
+    }
