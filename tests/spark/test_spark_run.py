@@ -25,6 +25,8 @@ from etl.cli.main import app
 from etl.engine.spark.readers import tables_folder
 from etl.run.pipeline import EngineChoice
 
+from .etl_driver import DONE
+
 # A whole run on Spark takes minutes on a busy machine (the session and the catalog's first
 # statements alone take up to a minute); pytest's default per-test limit is 10 minutes.
 pytestmark = pytest.mark.timeout(3600)
@@ -187,14 +189,23 @@ def etl(args: list[str]) -> subprocess.CompletedProcess:
 
 class Driver:
     """One process that runs `etl` commands one after another (tests/spark/etl_driver.py):
-    they share its Spark driver, which starts once."""
+    they share its Spark driver, which starts once. Killed on leaving, if still running."""
 
     def __init__(self, log: Path) -> None:
-        self.log = log.open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.log, text=True,
-        )  # fmt: skip
+        self.log = log
+        with log.open("w") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=stderr, text=True,
+            )  # fmt: skip
+
+    def __enter__(self) -> Driver:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def run(self, args: list[str], env: dict[str, str] | None = None) -> int | None:
         """`etl run --engine spark` with `args`: its exit code, or None if it ended the
@@ -203,14 +214,9 @@ class Driver:
         self.process.stdin.write(json.dumps([[*SPARK_RUN, *args], env or {}]) + "\n")
         self.process.stdin.flush()
         for line in self.process.stdout:  # the command's output, then its exit code
-            if line.startswith("etl_driver: exit "):
-                return int(line.split()[-1])
+            if line.startswith(DONE):
+                return int(line.removeprefix(DONE))
         return None
-
-    def wait(self) -> int:
-        code = self.process.wait(timeout=600)
-        self.log.close()
-        return code
 
 
 def wait_for_jvm_to_end(folder: Path) -> None:
@@ -250,16 +256,17 @@ def test_a_driver_killed_in_its_publish_leaves_what_was_published(tmp_path, spar
     write_zip(data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": member_text(january)})
     paths = ["--data-root", str(data), "--warehouse", str(reader), *spark_options]
     # The first run and the killed one in one driver: one JVM start fewer.
-    driver = Driver(tmp_path / "driver.log")
-    assert driver.run(paths) == 0, (tmp_path / "driver.log").read_text()[-2000:]
-    before = published(reader)
-    assert before[0][0] == 40
+    with Driver(tmp_path / "driver.log") as driver:
+        assert driver.run(paths) == 0, driver.log.read_text()[-2000:]
+        before = published(reader)
+        assert before[0][0] == 40
 
-    february = [trip(100 + k, DURATION=str(600 + k * 30)) for k in range(1, 31)]
-    write_zip(data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_02.txt": member_text(february)})
-    # All written, not yet switched.
-    assert driver.run(paths, {"ETL_CRASH_AT": "recorded"}) is None
-    assert driver.wait() == -9
+        february = [trip(100 + k, DURATION=str(600 + k * 30)) for k in range(1, 31)]
+        files = {"taxi_2017_02.txt": member_text(february)}
+        write_zip(data / "dc_taxi" / "taxi_2017.zip", files)
+        # All written, not yet switched.
+        assert driver.run(paths, {"ETL_CRASH_AT": "recorded"}) is None
+        assert driver.process.wait(timeout=600) == -9
     assert published(reader) == before
     wait_for_jvm_to_end(tables_folder(reader))
 
