@@ -20,6 +20,8 @@ def test_session_keeps_tables_as_parquet_in_the_warehouse_folder(spark, tmp_path
     assert details["Location"].removeprefix("file:").startswith(warehouse.removeprefix("file:"))
     assert spark.conf.get("spark.sql.session.timeZone") == "UTC"
     assert spark.conf.get("spark.pyspark.python") == sys.executable
+    # local[2]: the driver listens on loopback only, not on the host name's address.
+    assert spark.sparkContext.getConf().get("spark.driver.host") == "127.0.0.1"
     spark.sql("DROP DATABASE probe CASCADE")
 
 
@@ -33,3 +35,13 @@ def test_the_users_jvm_options_come_after_the_catalogs_own(tmp_path) -> None:
     options = session_settings(tmp_path, asked)[JAVA_OPTIONS].split()
     # Without the catalog's, Derby would write its log wherever the run was started.
     assert options == [f"-Dderby.system.home={tmp_path.resolve()}", "-XX:TieredStopAtLevel=1"]
+
+
+def test_only_a_local_driver_is_bound_to_loopback(tmp_path) -> None:
+    local = session_settings(tmp_path, {}, "local[2]")
+    assert local["spark.driver.bindAddress"] == local["spark.driver.host"] == "127.0.0.1"
+    # A cluster's workers must reach the driver: its address is Spark's or the user's.
+    cluster = session_settings(tmp_path, {}, "spark://10.0.0.5:7077")
+    assert "spark.driver.host" not in cluster and "spark.driver.bindAddress" not in cluster
+    asked = session_settings(tmp_path, {"spark.driver.host": "10.0.0.9"}, "local[2]")
+    assert asked["spark.driver.host"] == "10.0.0.9"

@@ -40,6 +40,12 @@ DEFAULT_CONF = {
     "spark.sql.shuffle.partitions": "8",
 }
 
+# In local mode the driver and its executors are one machine: the driver listens on loopback,
+# not on the address the host name resolves to (Spark's default), which a firewall or an
+# offline machine may not allow. A cluster's driver must be reachable by its workers: its
+# address stays Spark's choice, or the user's `--spark-conf`.
+LOCAL_DRIVER_CONF = {"spark.driver.bindAddress": "127.0.0.1", "spark.driver.host": "127.0.0.1"}
+
 
 def spark_session(
     warehouse_dir: Path, master: str | None = None, conf: Mapping[str, str] | None = None
@@ -50,10 +56,11 @@ def spark_session(
     readers and row checks inside them, so they need its packages.
     """
     builder = _builder()
-    settings = session_settings(warehouse_dir, conf or {})
+    master = master or DEFAULT_MASTER
+    settings = session_settings(warehouse_dir, conf or {}, master)
     os.environ.setdefault("PYSPARK_PYTHON", settings["spark.pyspark.python"])
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = builder.master(master or DEFAULT_MASTER).appName("etl")
+    builder = builder.master(master).appName("etl")
     for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.enableHiveSupport().getOrCreate()
@@ -61,13 +68,16 @@ def spark_session(
     return session
 
 
-def session_settings(warehouse_dir: Path, asked: Mapping[str, str]) -> dict[str, str]:
+def session_settings(
+    warehouse_dir: Path, asked: Mapping[str, str], master: str = DEFAULT_MASTER
+) -> dict[str, str]:
     """The session's settings: the engine's, the catalog's in `warehouse_dir`, and `asked`
     (`--spark-conf`), which may not change a fixed one."""
     for key in FIXED_CONF.keys() & asked.keys():
         raise ConfigError(f"--spark-conf {key}: the Spark engine sets this itself")
     catalog = _catalog_conf(warehouse_dir)
-    settings = {**DEFAULT_CONF, **catalog, **asked, **FIXED_CONF}
+    local = LOCAL_DRIVER_CONF if master.startswith("local") else {}
+    settings = {**DEFAULT_CONF, **local, **catalog, **asked, **FIXED_CONF}
     # The driver's JVM options the user gives (start-up flags, see the README) come after
     # the catalog's own, not instead of them.
     if JAVA_OPTIONS in asked:
