@@ -162,7 +162,8 @@ def _aligned(
     if not table.num_rows:
         return
     n = table.num_rows
-    given = {KIND: pa.array([kind] * n, pa.string()), UNIT: pa.array([unit] * n, pa.int64())}
+    given = {KIND: pa.repeat(pa.scalar(kind, pa.string()), n),
+             UNIT: pa.repeat(pa.scalar(unit, pa.int64()), n)}  # fmt: skip
     columns = []
     for field in schema:
         name = field.name.removeprefix(prefix) if field.name.startswith(prefix) else None
