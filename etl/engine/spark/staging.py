@@ -208,6 +208,7 @@ def _marks(
 
     keys = list(fields)
     rows = table.where((F.col(KIND) == "key") & ~F.col("_file").isin(failed))
+    rows = _candidates(rows.select(UNIT, "_file", "_line", HELD, *keys), scope, keys, held)
     first_unit = F.first(UNIT).over(Window.partitionBy("_file", *keys).orderBy("_line"))
     rows = rows.select(UNIT, "_file", "_line", HELD, *keys, first_unit.alias("_first"))
     repeats = rows.where(F.col("_first") != F.col(UNIT)).select(
@@ -227,6 +228,25 @@ def _marks(
     frame = pl.DataFrame(marks.toDF(UNIT, "_line", DUPLICATE_OF).toArrow())
     by_unit = frame.partition_by(UNIT, as_dict=True)
     return {unit: part.drop(UNIT) for (unit,), part in by_unit.items()}
+
+
+def _candidates(rows: DataFrame, scope: str, keys: list[str], held: DataFrame | None) -> DataFrame:
+    """The rows whose key, in its scope, is in more than one of this run's rows or held by an
+    earlier run: only they can be a repeat or a duplicate, so only they are ranked (one
+    aggregate over every key, instead of a window and two joins). Null keys group together,
+    as the repeats' window has them."""
+    from pyspark.sql import functions as F
+
+    scoped = rows.withColumn(SCOPE, F.regexp_extract("_file", scope, 1))
+    group = [SCOPE, *keys]
+    here = scoped.select(*group, F.lit(1).alias("_here"))
+    if held is not None:
+        here = here.unionByName(_scoped(held, scope, keys).select(*group, F.lit(0).alias("_here")))
+    counts = here.groupBy(*group).agg(F.sum("_here").alias("_n"), F.count("*").alias("_all"))
+    twice = (F.col("_n") > 1) | ((F.col("_n") == 1) & (F.col("_all") > 1))
+    found = counts.where(twice).select(*(F.col(c).alias("_c" + c) for c in group))
+    same = [F.col(c).eqNullSafe(F.col("_c" + c)) for c in group]
+    return scoped.join(found, same, "left_semi").drop(SCOPE)
 
 
 def _scoped(rows: DataFrame, scope: str, keys: list[str]) -> DataFrame:
