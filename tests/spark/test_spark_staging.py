@@ -39,7 +39,7 @@ def staged_by_spark(spark, config_path: Path, data: Path, source: str, run_id: s
     job = LoadJob(run_id, config, row_checkers(config, config_path.parent), None, False,
                   LoadSizes(piece_bytes=SPAN))  # fmt: skip
     work = _staging_work(job, trips, None)
-    return trips, stage_source(spark, work, source, held)
+    return trips, stage_source(spark, work, source, held, f"default.test_staged_{source}")
 
 
 def duckdb_rows(path: Path, sql: str, params=()) -> pl.DataFrame:

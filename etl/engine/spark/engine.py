@@ -158,12 +158,13 @@ class SparkEngine:
         of `work.files`."""
         records: dict[str, tuple[FileRecord, dict[str, int]]] = {}
         for source in dict.fromkeys(work.sources):
-            table = f"staging.{source}"
+            table, out = f"staging.{source}", f"etl.staged_{source}"
             staging = self.spark.table(table) if self.catalog.exists(table) else None
-            staged = stage_source(self.spark, work, source, staging)
+            staged = stage_source(self.spark, work, source, staging, out)
             self.catalog.append(table, staged.rows)
             self.catalog.append(QUARANTINE, staged.quarantine)
-            staged.release()
+            for name in (out, out + "_again"):
+                self.spark.sql(f"DROP TABLE IF EXISTS {name}")
             records |= {record.path: (record, reasons) for record, reasons in staged.records}
         return [records[path] for path in work.paths]
 

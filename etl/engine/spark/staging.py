@@ -6,8 +6,7 @@ and the pandera-polars row checks) and the files. A plain text file larger than 
 reader cuts it, a task each (`FileStager.units`); a zip member is one task, since it cannot be
 entered at a byte offset. A DataFrame of one row per unit, one partition each, goes through
 `mapInArrow`: a task stages its unit and yields its staged rows, quarantined rows, record and
-every row's key, as rows of one output told apart by `_kind`, kept by Spark on the executors'
-disks (its cache) until the staged rows and quarantine are written to their tables.
+every row's key, as rows of one table told apart by `_kind`, written once as Parquet.
 
 Then the keys another file holds are looked up over the source's rows at once (`_marks`), as
 DuckDB's `warehouse/audit/keys_staged_elsewhere.sql` does a batch at a time: a record key is
@@ -48,25 +47,17 @@ Records = list[tuple[FileRecord, dict[str, int]]]
 
 @dataclasses.dataclass(frozen=True)
 class Staged:
-    """A source's staged rows, quarantine rows, and its files' records in their order; the
-    rows are the tasks' output kept by Spark (`outputs`) until `release`."""
+    """A source's staged rows, quarantine rows, and its files' records in their order."""
 
     rows: DataFrame
     quarantine: DataFrame
     records: Records
-    outputs: tuple[DataFrame, ...]
-
-    def release(self) -> None:
-        """The tasks' output no longer kept, once the rows are written where they go."""
-        for output in self.outputs:
-            output.unpersist()
 
 
 def stage_source(
-    spark: SparkSession, work: StagingWork, source: str, staging: DataFrame | None
+    spark: SparkSession, work: StagingWork, source: str, staging: DataFrame | None, out: str
 ) -> Staged:
-    """Stage the files of `source` as tasks, their output kept by Spark, not written to a
-    table: the caller writes the staged rows once, where they go, then `release`s them.
+    """Stage the files of `source` as tasks, through the table `out` (and `out`_again).
     `staging`: the source's staged rows of earlier runs, whose keys hold against this run's
     but for the files it loads again (all, on a full refresh)."""
     from pyspark.sql import functions as F
@@ -77,9 +68,9 @@ def stage_source(
     stager = work.stage_file
     units = [(n, unit) for n, file in enumerate(files) for unit in stager.units(file, size)]
     schema = _schema(work.empty[source])
-    table = _run(spark, dict(enumerate(unit for _, unit in units)), stager, schema, {})
-    outputs = (table,)
+    _run(spark, dict(enumerate(unit for _, unit in units)), stager, schema, {}, out)
     unit_files = [n for n, _ in units]
+    table = spark.table(out)
     records = _records(table, unit_files, len(files), stager)
     if source in work.keys:
         fields, scope = work.keys[source]
@@ -90,11 +81,12 @@ def stage_source(
             held = staging.where(~F.col("_file").isin(loaded))
         marks = _marks(spark, table, failed, fields, scope, loaded, held)
         if marks:
-            again = _run(spark, {u: units[u][1] for u in marks}, stager, schema, marks)
-            outputs += (again,)
-            table = table.where(~F.col(UNIT).isin(list(marks))).unionByName(again)
+            _run(spark, {u: units[u][1] for u in marks}, stager, schema, marks, out + "_again")
+            table = table.where(~F.col(UNIT).isin(list(marks))).unionByName(
+                spark.table(out + "_again")
+            )
             records = _records(table, unit_files, len(files), stager)
-    return _split(table, work.empty[source], _failed(paths, records), records, outputs)
+    return _split(table, work.empty[source], _failed(paths, records), records)
 
 
 def _failed(paths: list[str], records: Records) -> list[str]:
@@ -119,11 +111,10 @@ def _run(
     stage_file: FileStaging,
     spark_schema: Any,
     marks: dict[int, pl.DataFrame],
-) -> DataFrame:
-    """Stage `units` (by number), one task each; `marks`: by unit, the rows whose key another
-    file holds. The output is kept on the executors' disks, a partition per unit (written as
-    Spark's cache, not encoded as Parquet and read back): what follows reads it in parallel."""
-    from pyspark import StorageLevel
+    out: str,
+) -> None:
+    """Stage `units` (by number), one task each, into the table `out`; `marks`: by unit, the
+    rows whose key another file holds."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     arrow_schema = to_arrow_schema(spark_schema)
@@ -136,10 +127,9 @@ def _run(
                 result = stage_file(units[unit], marks.get(unit))
                 yield from _unit_rows(result, arrow_schema, unit)
 
+    spark.sql(f"DROP TABLE IF EXISTS {out}")
     ids = spark.range(0, len(numbers), 1, numPartitions=max(len(numbers), 1))
-    output = ids.mapInArrow(stage, spark_schema).persist(StorageLevel.DISK_ONLY)
-    output.write.format("noop").mode("overwrite").save()  # the tasks run once, here
-    return output
+    ids.mapInArrow(stage, spark_schema).write.mode("overwrite").saveAsTable(out)
 
 
 def _conf_bytes(spark: SparkSession, key: str) -> int:
@@ -270,13 +260,7 @@ def _scoped(rows: DataFrame, scope: str, keys: list[str]) -> DataFrame:
     return rows.where(whole).withColumn(SCOPE, F.regexp_extract("_file", scope, 1))
 
 
-def _split(
-    table: DataFrame,
-    empty: pl.DataFrame,
-    failed: list[str],
-    records: Records,
-    outputs: tuple[DataFrame, ...],
-) -> Staged:
+def _split(table: DataFrame, empty: pl.DataFrame, failed: list[str], records: Records) -> Staged:
     """The staged rows and quarantine rows of the files that did not fail, and the records."""
     from pyspark.sql import functions as F
 
@@ -285,4 +269,4 @@ def _split(
     quarantine = table.where((F.col(KIND) == "quarantine") & kept).select(
         *(F.col(Q + name).alias(name) for name in QUARANTINE.names)
     )
-    return Staged(rows, quarantine, records, outputs)
+    return Staged(rows, quarantine, records)
