@@ -16,6 +16,10 @@ from polars.testing import assert_frame_equal
 
 from .conftest import Reads, reads
 
+# The first test here may be the one that waits for the session's whole Spark run (minutes on
+# a busy machine); pytest's default per-test limit is 10 minutes.
+pytestmark = pytest.mark.timeout(3600)
+
 # The fields that name a run, a moment of it, or the warehouse: not content.
 NAMING = {"run_id", "started_at", "finished_at", "generated_at", "warehouse", "out", "message"}
 RUN_COUNTS = ("status", "exit_code", "published", "files_loaded", "files_skipped",
