@@ -21,7 +21,7 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from etl.engine.duckdb.warehouse import WarehouseError, connect, table_exists
+from etl.engine.duckdb.warehouse import WarehouseError, connect, object_kind
 from etl.errors import MlModelError
 from etl.paths import QUERIES_DIR
 
@@ -80,7 +80,8 @@ def training_table(warehouse: Path) -> pl.DataFrame:
         raise MlModelError(str(exc)) from None
     try:
         with con.cursor() as cursor:  # a cursor, so that no result stays open on `con`
-            found = table_exists(cursor, "curated.trips")
+            # A table here, a view over the published Parquet in a Spark-built warehouse.
+            found = object_kind(cursor, "curated.trips") is not None
         if not found:
             raise MlModelError(f"{warehouse}: no curated.trips yet (run `etl run` first)")
         return trip_features(con, for_training=True)

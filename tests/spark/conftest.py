@@ -11,6 +11,7 @@ The tests here need the `spark` extra and Java 17 (bin/setup installs both); the
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -20,13 +21,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from etl.cli.main import app
 from etl.engine.spark.session import JAVA_OPTIONS as DRIVER_OPTIONS
 from etl.engine.spark.session import spark_session
 
-JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+# Derby's `test` durability: the metastore's commits are written, not forced to disk (fsync).
+# A killed process loses nothing by it (the kill -9 test's case); only a machine that stops
+# would, which a test's throw-away catalog does not outlive.
+JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dderby.system.durability=test"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,12 +42,74 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.spark)
 
 
+# What the whole runs in this process cost in metastore calls (printed at the end): the
+# figure the catalog's work is measured by, which, unlike seconds, does not depend on load.
+METASTORE_CALLS: dict[str, int] = {}
+
+
+def metastore_calls(spark) -> int:  # type: ignore[no-untyped-def]
+    """The calls this JVM's Hive client has made to the metastore so far."""
+    metrics = spark._jvm.org.apache.spark.metrics.source.HiveCatalogMetrics
+    return int(metrics.METRIC_HIVE_CLIENT_CALLS().getCount())
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
+    for name, calls in METASTORE_CALLS.items():
+        terminalreporter.write_line(f"metastore calls, {name}: {calls}")
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("spark-warehouse")
     session = spark_session(folder, master="local[2]", conf={DRIVER_OPTIONS: JAVA_OPTIONS})
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_run(spark, sample_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared sample loaded by the Spark engine, once a session: the readers' file of its
+    warehouse. Tests that run again on it (in the session's one catalog) must leave what it
+    published as it was, and take `spark_reads` first."""
+    from conftest import DEFAULT_CONFIG
+
+    from etl.run.pipeline import EngineChoice, run
+
+    reader = tmp_path_factory.mktemp("spark_run") / "warehouse.duckdb"
+    calls = metastore_calls(spark)
+    result = run(DEFAULT_CONFIG, sample_data, reader, engine_choice=EngineChoice("spark"))
+    METASTORE_CALLS["the sample's run"] = metastore_calls(spark) - calls
+    assert result.exit_code == 0, result.message
+    return reader
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What a user reads from a warehouse: `etl status --json`, `etl train --json` (and the
+    folder it wrote) and `etl report --json` (with those models)."""
+
+    status: list[dict[str, Any]]
+    train: dict[str, Any]
+    models: Path
+    report: dict[str, Any]
+
+
+def reads(warehouse: Path, folder: Path) -> Reads:
+    def read(*args: str) -> Any:
+        result = CliRunner().invoke(app, [*args, "--warehouse", str(warehouse), "--json"])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    models = folder / "models"
+    train = read("train", "--out", str(models))
+    report = read("report", "--models", str(models))
+    return Reads(read("status"), train, models, report)
+
+
+@pytest.fixture(scope="session")
+def spark_reads(spark_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Reads:
+    """`reads` of the sample's Spark run, as it published (before any later run on it)."""
+    return reads(spark_run, tmp_path_factory.mktemp("spark_reads"))
 
 
 @pytest.fixture(scope="session")

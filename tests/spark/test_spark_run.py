@@ -25,6 +25,7 @@ from etl.cli.main import app
 from etl.engine.spark.readers import tables_folder
 from etl.run.pipeline import EngineChoice
 
+from .conftest import METASTORE_CALLS, metastore_calls
 from .etl_driver import DONE
 
 # A whole run on Spark takes minutes on a busy machine (the session and the catalog's first
@@ -59,21 +60,6 @@ def content(con: duckdb.DuckDBPyConnection, table: str, columns=CONTRACT) -> tup
 def rows(path: Path, sql: str) -> list[tuple]:
     with duckdb.connect(str(path), read_only=True) as con:
         return con.execute(sql).fetchall()
-
-
-@pytest.fixture(scope="module")
-def spark_run(spark, sample_data, tmp_path_factory):
-    """The shared sample loaded by the Spark engine; the readers' file of its warehouse."""
-    from conftest import DEFAULT_CONFIG
-
-    from etl.run.pipeline import run
-
-    reader = tmp_path_factory.mktemp("spark_run") / "warehouse.duckdb"
-    started = time.monotonic()
-    result = run(DEFAULT_CONFIG, sample_data, reader, engine_choice=EngineChoice("spark"))
-    print(f"spark run of the sample: {time.monotonic() - started:.1f} s")
-    assert result.exit_code == 0, result.message
-    return reader
 
 
 def test_curated_trips_on_spark_are_duckdbs(spark_run, sample_warehouse) -> None:
@@ -143,8 +129,10 @@ def test_status_and_sql_read_the_spark_warehouse(spark_run) -> None:
 
 
 def test_a_wrong_unit_month_fails_the_audit_on_spark_and_publishes_nothing(
-    spark_run, sample_data, tmp_path
+    spark, spark_run, spark_reads, sample_data, tmp_path
 ) -> None:
+    """A second run on the shared sample's warehouse (what the readers read from the first is
+    taken before: `spark_reads`)."""
     from conftest import DEFAULT_CONFIG
 
     from etl.run.pipeline import run
@@ -158,7 +146,9 @@ def test_a_wrong_unit_month_fails_the_audit_on_spark_and_publishes_nothing(
     minutes = [trip(900_000 + k, DURATION=str(10 + k % 20)) for k in range(1, 41)]
     write_zip(data / "dc_taxi" / "taxi_2017.zip", {"taxi_2017_02.txt": member_text(minutes)})
 
+    calls = metastore_calls(spark)
     result = run(DEFAULT_CONFIG, data, spark_run, engine_choice=EngineChoice("spark"))
+    METASTORE_CALLS["the wrong-unit run"] = metastore_calls(spark) - calls
 
     assert result.exit_code == 1 and not result.published
     with duckdb.connect(str(spark_run), read_only=True) as con:

@@ -30,6 +30,7 @@ from etl.engine.duckdb.build import BuildSummary, calendar_years, reconcile
 from etl.engine.duckdb.match import MatchTolerance
 from etl.engine.duckdb.sql_models import Model
 from etl.engine.spark import sql
+from etl.engine.spark.catalog import list_tables
 from etl.engine.spark.match import match_trips, statements
 from etl.errors import SqlModelError
 from etl.paths import DDL_DIR, WAREHOUSE_DIR
@@ -85,14 +86,29 @@ class Tables:
     def __init__(self, spark: SparkSession, databases: dict[str, str]) -> None:
         self.spark = spark
         self.databases = databases
-        self._created: set[str] = set()
+        self._listed: dict[str, dict[str, str]] = {}  # database: {table: TABLE or VIEW}
 
     def create_database(self, table: str) -> None:
-        """The database of a table (by its Spark name), once a build (each costs a catalog call)."""
+        """The database of a table (by its Spark name), once a build (each costs a catalog call);
+        its tables and views listed once (list_tables), then kept by `made` and `kind`."""
         database = table.split(".")[0]
-        if database not in self._created:
+        if database not in self._listed:
             self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
-            self._created.add(database)
+            self._listed[database] = list_tables(self.spark, database)
+
+    def kind(self, table: str) -> str | None:
+        """TABLE or VIEW, if the Spark table `table` exists."""
+        self.create_database(table)
+        database, name = table.split(".")
+        return self._listed[database].get(name)
+
+    def made(self, table: str, kind: str | None) -> None:
+        """The Spark table `table` is now of `kind` (None: dropped)."""
+        self.create_database(table)
+        database, name = table.split(".")
+        self._listed[database].pop(name, None)
+        if kind is not None:
+            self._listed[database][name] = kind
 
     def name(self, table: str) -> str:
         schema, name = table.split(".")
@@ -109,6 +125,7 @@ class Tables:
         target = self.name(table)
         self.create_database(target)
         frame.write.mode(mode).format("parquet").saveAsTable(target)
+        self.made(target, "TABLE")
 
 
 def build_model(where: Tables, model: Model, columns: dict[str, list[str]]) -> None:
@@ -117,19 +134,20 @@ def build_model(where: Tables, model: Model, columns: dict[str, list[str]]) -> N
     from pyspark.errors import PySparkException
 
     spark, target = where.spark, where.name(model.name)
-    where.create_database(target)
     try:
         select = model_sql(where, model, columns)
         kind = "VIEW" if model.materialized == "view" else "TABLE"
-        existing = _kind(spark, target)
+        existing = where.kind(target)
         if existing is not None and (existing != kind or kind == "TABLE"):
             spark.sql(f"DROP {existing} {target}")
+            where.made(target, None)
         if kind == "VIEW":
             spark.sql(f"CREATE OR REPLACE VIEW {target} AS\n{select}")
             if model.name.startswith("intermediate."):  # what all_trips' union lists
                 columns[model.name] = spark.table(target).columns
         else:
             spark.sql(f"CREATE TABLE {target} USING parquet AS\n{select}")
+        where.made(target, kind)
     except PySparkException as exc:
         first = str(exc).strip().splitlines()[0]
         raise SqlModelError(f"{model.path.name} on Spark: {first}") from None
@@ -149,16 +167,6 @@ def model_sql(where: Tables, model: Model, columns: Mapping[str, list[str]]) -> 
     generated = [where.to_spark(f"SELECT {expr} AS {name}") for name, expr in model.generated]
     listed = ", ".join(text.removeprefix("SELECT ") for text in generated)
     return f"SELECT {listed}, * FROM (\n{select}\n) AS _model"
-
-
-def _kind(spark: SparkSession, table: str) -> str | None:
-    from pyspark.errors import AnalysisException
-
-    try:
-        found = spark.catalog.getTable(table)
-    except AnalysisException:  # no such table
-        return None
-    return "VIEW" if found.tableType == "VIEW" else "TABLE"
 
 
 def _write_calendar(where: Tables, build_dim_date: Callable[[date, date], pl.DataFrame]) -> None:

@@ -30,21 +30,31 @@ VERSIONS, POINTER, DIRTY = "etl_versions", "etl.published", "etl.dirty"
 
 
 class Catalog:
-    """The working tables and their published versions in one Spark session's catalog."""
+    """The working tables and their published versions in one Spark session's catalog.
+
+    Each metastore statement costs about a quarter of a second of the driver's CPU (Hive's
+    client on Derby, in local mode): which tables and views exist is listed once per database,
+    kept up to date by this class's own statements, and listed again after `forget` (when
+    something else created or dropped tables: the build, the staging)."""
 
     def __init__(self, spark: SparkSession) -> None:
         self.spark = spark
         self.root = spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
+        self._listed: dict[str, dict[str, str]] = {}  # database: {table: TABLE or VIEW}
+        self._pointer: dict[str, tuple[str, str]] | None = None  # what `published` read
+        existing = {row[0] for row in spark.sql("SHOW DATABASES").collect()}
         for name in (*WORKING, VERSIONS, "etl"):
-            spark.sql(f"CREATE DATABASE IF NOT EXISTS {name}")
+            if name not in existing:
+                spark.sql(f"CREATE DATABASE IF NOT EXISTS {name}")
 
     # -- what is published ---------------------------------------------------------------------
 
     def published(self) -> dict[str, tuple[str, str]]:
         """Each published table's version and signature."""
-        if not self.exists(POINTER):
-            return {}
-        return {r[0]: (r[1], r[2]) for r in self.spark.table(POINTER).collect()}
+        if self._pointer is None:
+            rows = self.spark.table(POINTER).collect() if self.exists(POINTER) else []
+            self._pointer = {r[0]: (r[1], r[2]) for r in rows}
+        return dict(self._pointer)
 
     def commit(self, tag: str, names: Iterable[str]) -> dict[str, tuple[str, str]]:
         """Publish the working tables `names` as they are (those unchanged since their version
@@ -59,8 +69,9 @@ class Catalog:
             if name in current and current[name][1] == signature:
                 continue
             version = f"{VERSIONS}.{name.replace('.', '__')}__{tag}"
-            self.spark.sql(f"DROP TABLE IF EXISTS {version}")  # a dead run's copy
+            self.drop(version)  # a dead run's copy
             self.spark.table(name).write.saveAsTable(version)
+            self._listing(VERSIONS)[version.split(".")[1]] = "TABLE"
             mapping[name] = (version, signature)
         if mapping != current:
             self._switch(mapping)
@@ -73,13 +84,15 @@ class Catalog:
             f"CREATE OR REPLACE VIEW {POINTER} AS "
             f"SELECT * FROM VALUES {rows} AS t(name, version, signature)"
         )
+        self._listing("etl")[POINTER.split(".")[1]] = "VIEW"
+        self._pointer = dict(mapping)
 
     def drop_unpublished_versions(self) -> None:
         """Versions nothing points at: replaced ones, and a dead run's copies."""
         keep = {version.split(".")[1] for version, _ in self.published().values()}
-        for row in self.spark.sql(f"SHOW TABLES IN {VERSIONS}").collect():
-            if row.tableName not in keep:
-                self.spark.sql(f"DROP TABLE IF EXISTS {VERSIONS}.{row.tableName}")
+        for table in list(self._listing(VERSIONS)):
+            if table not in keep:
+                self.drop(f"{VERSIONS}.{table}")
 
     # -- the working tables --------------------------------------------------------------------
 
@@ -87,9 +100,10 @@ class Catalog:
         """The working tables are about to differ from what is published."""
         if not self.exists(DIRTY):
             self.spark.sql(f"CREATE TABLE {DIRTY} USING parquet AS SELECT '{run_id}' AS run_id")
+            self._listing("etl")[DIRTY.split(".")[1]] = "TABLE"
 
     def mark_clean(self) -> None:
-        self.spark.sql(f"DROP TABLE IF EXISTS {DIRTY}")
+        self.drop(DIRTY)
 
     def is_dirty(self) -> bool:
         return self.exists(DIRTY)
@@ -101,42 +115,50 @@ class Catalog:
         for name, column in (keep or {}).items():
             if self.exists(name):
                 kept[name] = f"etl.kept__{name.replace('.', '__')}"
-                self.spark.sql(f"DROP TABLE IF EXISTS {kept[name]}")
+                self.drop(kept[name])
                 rows = self.spark.table(name).where(f"{column} = '{run_id}'")
                 rows.write.saveAsTable(kept[name])
+                self._listing("etl")[kept[name].split(".")[1]] = "TABLE"
         published = self.published()
         for name in self.tables():
             if name not in published:
-                self.spark.sql(f"DROP TABLE IF EXISTS {name}")
+                self.drop(name)
         for name, (version, _) in published.items():
             self.replace(name, self.spark.table(version))
         for name, copy in kept.items():
             self.append(name, self.spark.table(copy))
-            self.spark.sql(f"DROP TABLE {copy}")
+            self.drop(copy)
 
     def tables(self) -> list[str]:
         """The working tables (views left out: the build makes them again)."""
-        names = []
-        for database in WORKING:
-            for row in self.spark.sql(f"SHOW TABLES IN {database}").collect():
-                if not row.isTemporary and self._kind(f"{database}.{row.tableName}") != "VIEW":
-                    names.append(f"{database}.{row.tableName}")
-        return names
+        return [
+            f"{database}.{table}"
+            for database in WORKING
+            for table, kind in self._listing(database).items()
+            if kind == "TABLE"
+        ]
 
     def replace(self, name: str, rows: DataFrame) -> None:
         """The table `name` holds `rows` from now on (which may be read from it): written
         beside it first, then swapped in by name."""
         database, table = name.split(".")
         beside = f"{database}.{table}__replacing"
-        self.spark.sql(f"DROP TABLE IF EXISTS {beside}")
+        self.drop(beside)
         rows.write.saveAsTable(beside)
-        self.spark.sql(f"DROP TABLE IF EXISTS {name}")
+        self.drop(name)
         self.spark.sql(f"ALTER TABLE {beside} RENAME TO {name}")
+        self._listing(database)[table] = "TABLE"
+
+    def overwrite(self, name: str, rows: DataFrame) -> None:
+        """The existing table `name` holds `rows` (not read from it, and of its columns in its
+        order) from now on: its files replaced, with no statement that creates or renames."""
+        rows.write.insertInto(name, overwrite=True)
 
     def append(self, name: str, rows: DataFrame) -> None:
         """Rows added to a table, by column name; a column it lacks is added (a new field)."""
         if not self.exists(name):
             rows.write.saveAsTable(name)
+            self._listing(name.split(".")[0])[name.split(".")[1]] = "TABLE"
             return
         columns = self.spark.table(name).columns
         if set(rows.columns) - set(columns):
@@ -146,10 +168,23 @@ class Catalog:
         aligned.write.insertInto(name)
 
     def exists(self, name: str) -> bool:
-        return self.spark.catalog.tableExists(name)
+        database, table = name.split(".")
+        return table in self._listing(database)
 
-    def _kind(self, name: str) -> str:
-        return self.spark.catalog.getTable(name).tableType.upper()
+    def drop(self, name: str) -> None:
+        """Drop the table `name` if it is there (a statement only if it is)."""
+        database, table = name.split(".")
+        if self._listing(database).pop(table, None) is not None:
+            self.spark.sql(f"DROP TABLE IF EXISTS {name}")
+
+    def forget(self) -> None:
+        """Tables were created or dropped by statements other than this class's: list again."""
+        self._listed.clear()
+
+    def _listing(self, database: str) -> dict[str, str]:
+        if database not in self._listed:
+            self._listed[database] = list_tables(self.spark, database)
+        return self._listed[database]
 
     def location(self, name: str) -> Path:
         """Where a managed table's Parquet files are (`<warehouse>/<db>.db/<table>`)."""
@@ -169,6 +204,17 @@ class Catalog:
                 f"{path.relative_to(folder)}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode()
             )
         return digest.hexdigest()[:16]
+
+
+def list_tables(spark: SparkSession, database: str) -> dict[str, str]:
+    """The tables and views of `database`, each as TABLE or VIEW: two statements, where asking
+    each table's kind (`getTable`) costs several."""
+    views = {row.viewName for row in spark.sql(f"SHOW VIEWS IN {database}").collect()}
+    return {
+        row.tableName: "VIEW" if row.tableName in views else "TABLE"
+        for row in spark.sql(f"SHOW TABLES IN {database}").collect()
+        if not row.isTemporary
+    }
 
 
 def version_tag(run_id: str, step: int) -> str:

@@ -166,6 +166,7 @@ class SparkEngine:
             for name in (out, out + "_again"):
                 self.spark.sql(f"DROP TABLE IF EXISTS {name}")
             records |= {record.path: (record, reasons) for record, reasons in staged.records}
+        self.catalog.forget()  # the staging's own tables came and went
         return [records[path] for path in work.paths]
 
     def stage_batch(self, source: str, staged: pl.DataFrame, quarantine: pl.DataFrame) -> None:
@@ -245,7 +246,10 @@ class SparkEngine:
             old = F.col(run) != publication.run_id
             if not publication.full_refresh:
                 old = old & F.col(file).isin(paths)
-            self.catalog.replace(table, self.spark.table(table).where(~old))
+            rows = self.spark.table(table)
+            # A table with no such rows (any first load) is not written again.
+            if not rows.where(F.coalesce(old, F.lit(True))).isEmpty():
+                self.catalog.replace(table, rows.where(~old))
 
     def _store_boundaries(self, boundaries: dict[str, pl.DataFrame]) -> None:
         for source, rows in boundaries.items():
@@ -264,6 +268,7 @@ class SparkEngine:
             self.spark, publication.config, publication.run_id, self.models,
             publication.calendar, changed, progress,
         )  # fmt: skip
+        self.catalog.forget()  # the build made its tables and views
         return summary.matches
 
     def _record_files(self, run_id: str, records: Sequence[FileRecord]) -> None:
@@ -277,8 +282,15 @@ class SparkEngine:
     # -- the catalog ---------------------------------------------------------------------------
 
     def _create_ledger(self) -> None:
-        for statement in named_statements(LEDGER_SQL).values():
+        """The ledger's tables (and the view) that are missing: a statement each."""
+        statements = named_statements(LEDGER_SQL)
+        missing = [
+            sql for name, sql in statements.items() if not self.catalog.exists(f"quality.{name}")
+        ]
+        for statement in missing:
             self.spark.sql(statement)
+        if missing:
+            self.catalog.forget()
 
     def _commit(self, names: Sequence[str]) -> None:
         """Publish the working tables `names` by the catalog's switch; the readers' file after,
@@ -301,8 +313,10 @@ class SparkEngine:
         return pl.from_arrow(self.spark.table(table).toArrow())
 
     def _write(self, table: str, frame: pl.DataFrame) -> None:
+        """A ledger table holds `frame` from now on (its files overwritten in place: a dirty
+        run's working tables are restored from what is published)."""
         schema = self.spark.table(table).schema
-        self.catalog.replace(table, self._frame(frame, schema))
+        self.catalog.overwrite(table, self._frame(frame, schema))
 
     def _frame(self, frame: pl.DataFrame, schema: Any = None) -> DataFrame:
         """A polars frame as a Spark DataFrame (of `schema`, when given)."""
