@@ -263,3 +263,66 @@ def test_add_in_dc_columns_to_a_trips_frame(dc: shapely.Geometry) -> None:
 def test_add_in_dc_columns_names_missing_columns(dc: shapely.Geometry) -> None:
     with pytest.raises(ValueError, match="dropoff_lat"):
         add_in_dc_columns(pl.DataFrame({"pickup_lat": [1.0], "pickup_lon": [1.0]}), dc)
+
+
+def _awkward_points(polygon: shapely.Geometry, seed: int) -> pl.DataFrame:
+    """Points around and inside `polygon`, with those a grid gets wrong first: its vertices,
+    points on its edges, on the bounding box's sides and far corner, NaN and infinite ones."""
+    rng = np.random.default_rng(seed)
+    x0, y0, x1, y1 = polygon.bounds
+    lon = rng.uniform(x0 - 0.1, x1 + 0.1, 20_000)
+    lat = rng.uniform(y0 - 0.1, y1 + 0.1, 20_000)
+    edges = shapely.get_coordinates(shapely.segmentize(polygon.boundary, 0.01))
+    inner = polygon.representative_point()
+    special = np.array(
+        [(x0, y0), (x1, y1), (x1, (y0 + y1) / 2), ((x0 + x1) / 2, y0), (inner.x, inner.y)]
+    )
+    odd = np.array([(np.nan, y0), (x0, np.nan), (np.inf, y0), (x0, -np.inf)])
+    points = np.vstack([np.column_stack([lon, lat]), edges, special, odd])
+    return pl.DataFrame({"pickup_lon": points[:, 0], "pickup_lat": points[:, 1]})
+
+
+@pytest.mark.parametrize(
+    "polygon",
+    [
+        shapely.Polygon(APPROX_DC_RING),
+        shapely.MultiPolygon(
+            [
+                shapely.Polygon(square(0, 0, 1), holes=[square(0.4, 0.4, 0.2)]),
+                shapely.Polygon(square(1.5, 1.5, 0.3)),  # an island beyond the first square
+            ]
+        ),
+        shapely.Polygon([(0, 0), (1e-6, 0), (1e-6, 1), (0, 1)]),  # thinner than a cell
+    ],
+    ids=["dc", "hole-and-island", "sliver"],
+)
+def test_the_grid_answers_as_the_exact_test(polygon: shapely.Geometry) -> None:
+    """add_in_dc_columns looks most points up in a grid of the polygon's cells: every answer
+    must be the exact test's (strictly inside; on the border is outside)."""
+    points = _awkward_points(polygon, seed=7)
+    out = add_in_dc_columns(points, polygon, ends=("pickup",))
+    exact = points_in_polygon(points["pickup_lat"], points["pickup_lon"], polygon)
+    assert out["pickup_in_dc"].to_list() == exact.tolist()
+    assert out["pickup_in_dc"].sum() > 0  # the points were not all outside
+
+
+def test_only_points_near_the_border_are_tested_exactly(
+    dc: shapely.Geometry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The exact test costs a GEOS call per distinct point: a trip far from the border is
+    answered by its grid cell."""
+    points = _awkward_points(dc, seed=8)
+    add_in_dc_columns(points, dc, ends=("pickup",))  # the boundary's grid, built once
+    tested = []
+
+    def counted(lat: Any, lon: Any, polygon: shapely.Geometry) -> np.ndarray:
+        tested.append(len(lat))
+        return points_in_polygon(lat, lon, polygon)
+
+    monkeypatch.setattr("etl.reference.boundary.points_in_polygon", counted)
+    out = add_in_dc_columns(points, dc, ends=("pickup",))
+    assert (
+        out["pickup_in_dc"].to_list()
+        == points_in_polygon(points["pickup_lat"], points["pickup_lon"], dc).tolist()
+    )
+    assert 0 < sum(tested) < points.height / 10

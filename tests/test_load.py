@@ -402,3 +402,41 @@ def test_a_config_without_the_company_silos_still_publishes(wh):
     ]
     tables = wh.query("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'staging'")
     assert tables == [("dc_taxi",)]
+
+
+def test_the_next_piece_is_parsed_while_a_batch_is_staged(wh, monkeypatch):
+    """Reading is not on the staging thread's path: while a batch is mapped and checked, the
+    piece after the one that closed it is parsed in another thread (the second core), and the
+    outcome is unchanged."""
+    import threading
+
+    import etl.run.load
+    from etl.stage.batch import FileReader
+
+    parsed, overlapped = [], []
+    change = threading.Condition()
+
+    def read(self, data, last):
+        with change:
+            parsed.append(threading.get_ident())
+            change.notify_all()
+        return real_read(self, data, last)
+
+    def stage_files(reads, *args):
+        if not overlapped:  # the first batch; its pieces and the next were parsed before it
+            with change:
+                ahead = change.wait_for(lambda: len(parsed) >= len(reads) + 2, timeout=30)
+            overlapped.append(ahead)
+        return real_stage_files(reads, *args)
+
+    real_read, real_stage_files = FileReader.read, etl.run.load.stage_files
+    monkeypatch.setattr(FileReader, "read", read)
+    monkeypatch.setattr(etl.run.load, "stage_files", stage_files)
+    rows = [trip(k, FAREAMOUNT="-1.00" if k == 3 else "12.50") for k in range(1, 101)]
+    zip_2016(wh, rows)
+    result = wh.run(sizes=LoadSizes(piece_bytes=2_000, batch_rows=20))
+    assert overlapped == [True]
+    assert threading.get_ident() not in parsed
+    assert [(f.rows_read, f.rows_staged, f.rows_quarantined) for f in result.files] == [
+        (100, 99, 1)
+    ]
