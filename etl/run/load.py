@@ -300,18 +300,24 @@ class _Loader:
 
     def load(self, todo: tuple[tuple[FileRef, Source], ...]) -> None:
         pending: list[tuple[FileRead, _File]] = []
+        file: _File | None = None
         sizes = self.job.sizes
-        for file, last, read in _read_ahead(todo, self.job.config.limits, sizes.piece_bytes):
+        for ref, source, piece in _prefetch(todo, self.job.config.limits, sizes.piece_bytes):
+            if file is None or file.ref is not ref:
+                file = _File(ref, FileReader(ref, source))
             if file.failed:
                 continue  # the rest of a file that failed
-            if isinstance(read, Piece):
-                read = self._read_boundary(file, read)
-            if isinstance(read, SourceError):
-                pending = self._abandon(file, read, pending)
-                self.reporter.advance(file.ref.path)
+            last = isinstance(piece, Piece) and piece.last
+            try:
+                read = self._read_piece(file, piece)
+            except SourceError as exc:
+                pending = self._abandon(file, exc, pending)
+                self.reporter.advance(ref.path)
                 continue
+            finally:
+                del piece  # parsed now, and large
             if last:
-                self.reporter.advance(file.ref.path)
+                self.reporter.advance(ref.path)
             if read is None:
                 continue
             if pending and not _same_batch(pending, read, sizes.batch_rows):
@@ -321,20 +327,22 @@ class _Loader:
         if pending:
             self._stage(pending)
 
-    def _read_boundary(self, file: _File, piece: Piece) -> SourceError | None:
-        """A boundary file, kept once read whole: this run's trips are tested against it, the
-        publish stores it. Nothing to stage."""
-        if not piece.last:
-            return None
-        file.sha256 = piece.sha256
-        ref = file.ref
-        try:
+    def _read_piece(self, file: _File, piece: Piece | SourceError) -> FileRead | None:
+        """Parse a file's next piece; a boundary is kept once read. None: nothing to stage.
+        Raises SourceError."""
+        if isinstance(piece, SourceError):
+            raise file.reader.locate(piece)
+        if piece.last:
+            file.sha256 = piece.sha256
+        if file.reader.source.entity != "boundary":
+            return file.reader.read(piece.data, piece.last)
+        if piece.last:
+            # This run's trips are tested against the new boundary; the publish stores it.
+            ref = file.ref
             self.boundary, self.boundaries[ref.source] = read_boundary(ref, self.job.run_id)
-        except SourceError as exc:
-            return exc
-        file.counts.update(rows_read=1, rows_staged=1)
-        self.outcomes.append(file.outcome())
-        crash_point("boundary_read")
+            file.counts.update(rows_read=1, rows_staged=1)
+            self.outcomes.append(file.outcome())
+            crash_point("boundary_read")
         return None
 
     def _stage(self, pending: list[tuple[FileRead, _File]]) -> None:
@@ -408,30 +416,26 @@ def _same_batch(pending: list[tuple[FileRead, _File]], read: FileRead, batch_row
     )
 
 
-def _read_ahead(
+def _prefetch(
     todo: tuple[tuple[FileRef, Source], ...], limits: Limits, piece_bytes: int
-) -> Iterator[tuple[_File, bool, FileRead | Piece | SourceError | None]]:
-    """Every file's pieces in order, with whether it is the file's last: parsed (None while
-    the reader gathers a whole file), or as read for a boundary (the caller keeps it), or why
-    the file could not be read or parsed, after which none of its pieces follow.
+) -> Iterator[tuple[FileRef, Source, Piece | SourceError]]:
+    """Every file's pieces in order, each file's last one carrying its sha256, or why it could
+    not be read (which may come after some of its pieces).
 
-    The next piece is inflated, hashed and parsed in a thread while the caller maps, checks
-    and writes the batch before it: zlib, hashlib and polars release the GIL, so reading
-    overlaps with staging on the second core. One piece is read ahead, no more; only this
-    thread touches a file's reader.
+    The next piece is inflated and hashed in a thread while the caller parses this one: both
+    release the GIL, so they overlap with parsing on the second core. One piece is read ahead,
+    no more, and the caller holds the only reference to the piece it is given.
     """
 
-    def pieces() -> Iterator[tuple[_File, bool, FileRead | Piece | SourceError | None]]:
+    def pieces() -> Iterator[tuple[FileRef, Source, Piece | SourceError]]:
         for ref, source in todo:
-            file = _File(ref, FileReader(ref, source))
             try:
                 lines = READERS[source.format].by_lines  # else read whole (GeoJSON, Parquet)
                 for piece in read_pieces(ref, piece_bytes, limits, lines):
-                    last, read = piece.last, _parse(file, piece)
-                    del piece  # parsed now, and large: not kept while the caller stages
-                    yield file, last, read
+                    yield ref, source, piece
+                    del piece  # the caller's now, and large
             except SourceError as exc:
-                yield file, True, file.reader.locate(exc)
+                yield ref, source, exc
 
     stream = pieces()
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -440,12 +444,3 @@ def _read_ahead(
             ahead = pool.submit(next, stream, None)
             yield item
             del item
-
-
-def _parse(file: _File, piece: Piece) -> FileRead | Piece | None:
-    """A trip file's piece parsed (raises SourceError); a boundary's as it is."""
-    if file.reader.source.entity == "boundary":
-        return piece
-    if piece.last:
-        file.sha256 = piece.sha256
-    return file.reader.read(piece.data, piece.last)
