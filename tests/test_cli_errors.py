@@ -112,6 +112,23 @@ def test_a_full_disk_behind_a_later_error_is_still_named():
     assert describe(later, []) == (2, "no space left on device: w.duckdb.wal")
 
 
+class DeadGatewayError(Exception):
+    """Like a Spark error whose message is fetched from a JVM that has died."""
+
+    def __str__(self) -> str:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_an_error_whose_message_cannot_be_read_is_still_one_line(tmp_path):
+    code, message = describe(DeadGatewayError(), ["run", "--warehouse", str(tmp_path / "w.duckdb")])
+    assert code == 3
+    assert message.startswith("internal error: DeadGatewayError: ")
+    assert "its message could not be read" in message
+    later = RuntimeError("publish failed")
+    later.__context__ = DeadGatewayError()  # the dead JVM's error behind a later one
+    assert describe(later, [])[0] == 3
+
+
 def _tmpfs_available() -> bool:
     if shutil.which("unshare") is None:
         return False

@@ -89,7 +89,7 @@ def describe(exc: BaseException, args: list[str]) -> tuple[int, str]:
         return EXIT_BAD_INPUT, cause
     where = write_log(exc, args, _log_dirs(args))
     saved = f"the traceback is in {where}" if where else "the traceback could not be saved"
-    summary = " ".join(str(exc).split())[:300]
+    summary = one_line(exc)[:300]
     return EXIT_INTERNAL, f"internal error: {type(exc).__name__}: {summary}; {saved}"
 
 
@@ -99,10 +99,20 @@ def environment_cause(exc: BaseException) -> str | None:
         if isinstance(error, OSError) and error.errno in ENVIRONMENT_ERRNOS:
             what = ENVIRONMENT_ERRNOS[error.errno]
             return f"{what}: {error.filename}" if error.filename else what
-        text = " ".join(str(error).split())
+        text = one_line(error)
         if any(marker in text for marker in ENVIRONMENT_TEXTS):
             return text[:300]
     return None
+
+
+def one_line(error: BaseException) -> str:
+    """`error`'s message on one line. Some errors build their message on demand (a Spark
+    error asks the JVM, which may be the thing that died): if that fails, the type names it."""
+    try:
+        text = str(error)
+    except Exception:  # any failure here would hide the error being reported
+        return f"{type(error).__name__} (its message could not be read)"
+    return " ".join(text.split())
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

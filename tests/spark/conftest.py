@@ -33,7 +33,12 @@ from etl.engine.spark.session import spark_session
 # Derby's `test` durability: the metastore's commits are written, not forced to disk (fsync).
 # A killed process loses nothing by it (the kill -9 test's case); only a machine that stops
 # would, which a test's throw-away catalog does not outlive.
-JAVA_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dderby.system.durability=test"
+# With C1 alone the JVM reserves 48 MB for compiled code, not 240: a driver that runs several
+# loads fills it, stops compiling and then fails a task ("Out of space in CodeCache").
+JAVA_OPTIONS = (
+    "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m -XX:+UseSerialGC"
+    " -Dderby.system.durability=test"
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
