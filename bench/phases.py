@@ -14,7 +14,8 @@ after it, each one's calls, wall seconds and two CPU figures:
   (or that another thread worked meanwhile).
 
 The whole run's CPU is split the same way: each Python thread's own CPU, and the rest, which is
-the native pools' (DuckDB's and polars' worker threads, which no phase can be charged alone).
+the native pools' (DuckDB's and polars' worker threads, which no phase can be charged alone),
+read per thread from /proc (DuckDB's as the warehouse closes, when they end).
 A phase whose wall is well above its process CPU waited (for DuckDB's lock, the writer, or other
 processes on a busy machine). cProfile charges Python-heavy code several times its cost (the
 `holidays` calendar: 4 s under it, 0.26 s without); these timers cost nothing measurable.
@@ -134,14 +135,15 @@ def count_threads() -> None:
     threading.Thread.run = counted
 
 
-def pool_cpu(python_threads: set[int]) -> dict[str, float]:
-    """CPU seconds of the process's other live threads, by pool, from /proc (Linux; empty
-    elsewhere). polars names its workers polars-N; DuckDB's workers keep the process's name."""
+def pool_threads(python_threads: set[int]) -> dict[int, tuple[str, float]]:
+    """The process's other live threads: id to pool and CPU seconds, from /proc (Linux; empty
+    elsewhere). polars names its workers polars-N (its streaming engine's async-executor-N);
+    DuckDB's workers keep the process's name."""
     tasks = f"/proc/{os.getpid()}/task"
     if not os.path.isdir(tasks):
         return {}
     tick = os.sysconf("SC_CLK_TCK")
-    pools: dict[str, float] = defaultdict(float)
+    threads = {}
     for tid in map(int, os.listdir(tasks)):
         if tid == os.getpid() or tid in python_threads:
             continue
@@ -149,9 +151,28 @@ def pool_cpu(python_threads: set[int]) -> dict[str, float]:
             text = stat.read()
         name = text[text.index("(") + 1 : text.rindex(")")]
         utime, stime = text[text.rindex(")") + 2 :].split()[11:13]
-        pool = "polars" if name.startswith("polars") else name
-        pools["DuckDB" if pool == _process_name() else pool] += (int(utime) + int(stime)) / tick
-    return pools
+        pool = "DuckDB" if name == _process_name() else name
+        pool = "polars" if name.startswith("polars") else pool
+        pool = "polars streaming" if name.startswith("async-executor") else pool
+        threads[tid] = (pool, (int(utime) + int(stime)) / tick)
+    return threads
+
+
+POOLS: dict[int, tuple[str, float]] = {}  # pool threads as last seen
+
+
+def see_pools() -> None:
+    """Read the pools' CPU now: DuckDB's workers end when the warehouse is closed."""
+    POOLS.update(pool_threads(TIMERS.native_ids))
+
+
+def closing(close):
+    @functools.wraps(close)
+    def wrapper(*args, **kwargs):
+        see_pools()
+        return close(*args, **kwargs)
+
+    return wrapper
 
 
 def _process_name() -> str:
@@ -184,12 +205,14 @@ def report(started: float, cpu: float, main_cpu: float) -> None:
             f"  thread {name}: {thread.cpu:.2f} s "
             f"({thread.in_phases:.2f} in phases, {thread.cpu - thread.in_phases:.2f} outside)"
         )
-    pools = pool_cpu(TIMERS.native_ids)
+    see_pools()
+    pools: dict[str, float] = defaultdict(float)
+    for pool, spent in POOLS.values():
+        pools[pool] += spent
     for name, spent in sorted(pools.items(), key=lambda item: -item[1]):
         if spent >= 0.01:
             print(f"  {name} workers: {spent:.2f} s")
-    # Native threads that ended (polars' and DuckDB's pools live as long as the process).
-    print(f"  native threads that ended: {total - python - sum(pools.values()):.2f} s")
+    print(f"  native threads that ended unseen: {total - python - sum(pools.values()):.2f} s")
     print(f"{'phase':42} {'calls':>5} {'wall s':>8} {'own CPU s':>10} {'process CPU s':>14}")
     for name, phase in sorted(TIMERS.phases.items(), key=lambda item: -item[1].wall):
         print(
@@ -202,6 +225,8 @@ def main() -> None:
     count_threads()
     for module_name, name in PHASES:
         wrap(module_name, name)
+    engine = importlib.import_module("etl.engine.duckdb.engine").DuckDBEngine
+    engine.close = closing(engine.close)
     atexit.register(report, time.perf_counter(), cpu_seconds(), time.thread_time())
     sys.argv = ["etl", *sys.argv[1:]]
     from etl.cli.main import main as etl_main
