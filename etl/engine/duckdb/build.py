@@ -17,8 +17,16 @@ fixed per column, skipping its analysis, saved 4%; preserve_insertion_order off,
 changed nothing. A view over staging and the matches costs nothing to build, but a daily
 aggregate on it took 2.2x the CPU of the table (5.0 against 2.25 s: the versions' window and
 the joins run on every read) and a point lookup by trip_id 1.14x; a view of only the sources
-that pass through unchanged (DC taxi) still doubles their lookup (0.57 against 0.28 CPU s: the
-key scope's regex runs on every row). Analysts read the table more often than a run writes it.
+that pass through unchanged (DC taxi) still doubles their lookup (0.57 against 0.28 CPU s).
+Analysts read the table more often than a run writes it. Measured again on the 5 M four-source
+bench warehouse (a loaded machine): the other sources stored and DC taxi a view over its
+staging table (published runs only) read the daily aggregate as fast (2.15-2.47 against
+2.30-2.42 CPU s) but the lookup 1.3-1.5x slower (1.07-1.12 against 0.71-0.87). What the lookup
+pays for is the cast of DC taxi's integer ids to text on every row, not the key scope's regex,
+which DuckDB runs once per distinct `_file` (over 5 M staged rows: the regex 0.03 CPU s, the
+cast 0.36). So such a view reads as fast only if staging keeps the scoped id as text: writing it
+costs ~0.8 CPU s more at load (uncompressed text 1.0, the integer 0.25), against the copy's ~8
+(each of the 23 stored columns costs 0.2-0.4 CPU s to write at 7 M rows).
 """
 
 from __future__ import annotations
