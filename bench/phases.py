@@ -142,7 +142,7 @@ def pool_threads(python_threads: set[int]) -> dict[int, tuple[str, float]]:
     tasks = f"/proc/{os.getpid()}/task"
     if not os.path.isdir(tasks):
         return {}
-    tick = os.sysconf("SC_CLK_TCK")
+    tick, process = os.sysconf("SC_CLK_TCK"), _process_name()
     threads = {}
     for tid in map(int, os.listdir(tasks)):
         if tid == os.getpid() or tid in python_threads:
@@ -151,7 +151,7 @@ def pool_threads(python_threads: set[int]) -> dict[int, tuple[str, float]]:
             text = stat.read()
         name = text[text.index("(") + 1 : text.rindex(")")]
         utime, stime = text[text.rindex(")") + 2 :].split()[11:13]
-        pool = "DuckDB" if name == _process_name() else name
+        pool = "DuckDB" if name == process else name
         pool = "polars" if name.startswith("polars") else pool
         pool = "polars streaming" if name.startswith("async-executor") else pool
         threads[tid] = (pool, (int(utime) + int(stime)) / tick)
@@ -163,7 +163,8 @@ POOLS: dict[int, tuple[str, float]] = {}  # pool threads as last seen
 
 def see_pools() -> None:
     """Read the pools' CPU now: DuckDB's workers end when the warehouse is closed."""
-    POOLS.update(pool_threads(TIMERS.native_ids))
+    python = {thread.native_id for thread in threading.enumerate()}  # live, but not yet seen
+    POOLS.update(pool_threads(TIMERS.native_ids | python))
 
 
 def closing(close):
