@@ -19,6 +19,8 @@ Parquet and is left out.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import TYPE_CHECKING
@@ -40,6 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 TRIP_MATCHES = "intermediate.trip_matches"
 MANIFEST = "quality.manifest"
+# The table property of a view that holds a checksum of the SQL it was made of.
+SIGNATURE = "etl.sql_sha"
 
 
 def build_curated(
@@ -52,12 +56,14 @@ def build_curated(
     stage: Callable[[str], None] = lambda name: None,
     *,
     databases: Mapping[str, str] | None = None,
+    listings: dict[str, dict[str, str]] | None = None,
 ) -> BuildSummary:
     """Rebuild everything downstream of staging, as build_curated of the DuckDB engine does
-    (the same arguments; `loaded` is not needed: every model is rebuilt whole). Raises
+    (the same arguments; `loaded` is not needed: every model is rebuilt whole); `listings`:
+    the caller's listing of the catalog (Tables), kept true by the build. Raises
     ReconciliationError (nothing of the totals written) or SqlModelError."""
     del loaded  # the files this run loaded: an incremental build would start from them
-    where = Tables(spark, dict(databases or {}))
+    where = Tables(spark, dict(databases or {}), listings)
     stage("matching")
     first = [m for m in models if m.name.startswith("intermediate.")]
     columns: dict[str, list[str]] = {}
@@ -81,12 +87,23 @@ def build_curated(
 
 class Tables:
     """Where the build reads and writes: a table's name in DuckDB's terms (`curated.trips`)
-    as the Spark table that holds it, and a DuckDB statement as Spark SQL over those tables."""
+    as the Spark table that holds it, and a DuckDB statement as Spark SQL over those tables.
 
-    def __init__(self, spark: SparkSession, databases: dict[str, str]) -> None:
+    Which tables and views exist is listed once per database (or taken from `listed`, a
+    listing the caller keeps, such as the engine's Catalog: then nobody lists again after the
+    build), and kept true by the build's own statements."""
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        databases: dict[str, str],
+        listed: dict[str, dict[str, str]] | None = None,
+    ) -> None:
         self.spark = spark
         self.databases = databases
-        self._listed: dict[str, dict[str, str]] = {}  # database: {table: TABLE or VIEW}
+        # database: {table: TABLE or VIEW}
+        self._listed: dict[str, dict[str, str]] = {} if listed is None else listed
+        self._signatures: dict[str, dict[str, str]] = {}  # database: {view: its SQL's sha}
 
     def create_database(self, table: str) -> None:
         """The database of a table (by its Spark name), once a build (each costs a catalog call);
@@ -109,6 +126,35 @@ class Tables:
         self._listed[database].pop(name, None)
         if kind is not None:
             self._listed[database][name] = kind
+
+    def view(self, target: str, select: str) -> None:
+        """The view `target` (a Spark name) of `select`: made, unless the view there was made
+        of the same SQL (a statement of 21-24 metastore calls saved; each run would otherwise
+        make every view again)."""
+        signature = hashlib.sha256(select.encode()).hexdigest()[:16]
+        if self.kind(target) == "VIEW" and self._view_signature(target) == signature:
+            return
+        self.spark.sql(
+            f"CREATE OR REPLACE VIEW {target} TBLPROPERTIES ('{SIGNATURE}' = '{signature}') "
+            f"AS\n{select}"
+        )
+        self.made(target, "VIEW")
+        self._signatures.setdefault(target.split(".")[0], {})[target.split(".")[1]] = signature
+
+    def _view_signature(self, view: str) -> str | None:
+        """The signature a view was made with: the database's views' properties read by one
+        statement (3 calls a view), once a build."""
+        database, name = view.split(".")
+        if database not in self._signatures:
+            views = [t for t, kind in self._listed[database].items() if kind == "VIEW"]
+            like = "|".join(views)
+            shown = self.spark.sql(f"SHOW TABLE EXTENDED IN {database} LIKE '{like}'").collect()
+            self._signatures[database] = {
+                row.tableName: found.group(1)
+                for row in shown
+                if (found := re.search(rf"\b{re.escape(SIGNATURE)}=(\w+)", row.information))
+            }
+        return self._signatures[database].get(name)
 
     def name(self, table: str) -> str:
         schema, name = table.split(".")
@@ -142,12 +188,12 @@ def build_model(where: Tables, model: Model, columns: dict[str, list[str]]) -> N
             spark.sql(f"DROP {existing} {target}")
             where.made(target, None)
         if kind == "VIEW":
-            spark.sql(f"CREATE OR REPLACE VIEW {target} AS\n{select}")
+            where.view(target, select)
             if model.name.startswith("intermediate."):  # what all_trips' union lists
                 columns[model.name] = spark.table(target).columns
         else:
             spark.sql(f"CREATE TABLE {target} USING parquet AS\n{select}")
-        where.made(target, kind)
+            where.made(target, kind)
     except PySparkException as exc:
         first = str(exc).strip().splitlines()[0]
         raise SqlModelError(f"{model.path.name} on Spark: {first}") from None
@@ -250,7 +296,7 @@ def _quality_rows(pairs: DataFrame, match: Match, run_id: str) -> DataFrame:
 def control_totals(where: Tables, run_id: str) -> pl.DataFrame:
     """The control totals of this run from warehouse/audit/control_totals.sql, transpiled;
     appended to quality.control_totals when they reconcile."""
-    where.spark.sql(where.to_spark(manifest_view()))
+    where.view(where.name(MANIFEST), where.to_spark(manifest_view()))
     text = (WAREHOUSE_DIR / "audit" / "control_totals.sql").read_text()
     totals = pl.from_arrow(where.query(text).toArrow()).select(
         pl.lit(run_id).alias("run_id"), pl.all()
@@ -261,11 +307,11 @@ def control_totals(where: Tables, run_id: str) -> pl.DataFrame:
 
 
 def manifest_view() -> str:
-    """The statement of warehouse/ddl/quality.sql that creates the view quality.manifest (each
-    file's current version), which the control totals read."""
+    """The SELECT of the view quality.manifest (each file's current version) in
+    warehouse/ddl/quality.sql, which the control totals read."""
     import sqlglot
 
     for statement in sqlglot.parse((DDL_DIR / "quality.sql").read_text(), read="duckdb"):
         if isinstance(statement, sqlglot.exp.Create) and statement.this.sql() == MANIFEST:
-            return statement.sql(dialect="duckdb")
+            return statement.expression.sql(dialect="duckdb")
     raise SqlModelError(f"warehouse/ddl/quality.sql: no view {MANIFEST}")

@@ -181,6 +181,12 @@ class Catalog:
         """Tables were created or dropped by statements other than this class's: list again."""
         self._listed.clear()
 
+    @property
+    def listings(self) -> dict[str, dict[str, str]]:
+        """The listing itself ({database: {table: TABLE or VIEW}}), for a builder that keeps it
+        true through its own statements (etl.engine.spark.build.Tables): no `forget` after."""
+        return self._listed
+
     def _listing(self, database: str) -> dict[str, str]:
         if database not in self._listed:
             self._listed[database] = list_tables(self.spark, database)

@@ -266,9 +266,8 @@ class SparkEngine:
             changed = [(record.source, record.path) for record in publication.loaded]
         summary = build_curated(
             self.spark, publication.config, publication.run_id, self.models,
-            publication.calendar, changed, progress,
+            publication.calendar, changed, progress, listings=self.catalog.listings,
         )  # fmt: skip
-        self.catalog.forget()  # the build made its tables and views
         return summary.matches
 
     def _record_files(self, run_id: str, records: Sequence[FileRecord]) -> None:
@@ -301,7 +300,8 @@ class SparkEngine:
 
     def _write_reader(self) -> None:
         published = self.catalog.published()
-        write_reader(self.reader, {n: self.catalog.location(v) for n, (v, _) in published.items()})
+        tables = {n: self.catalog.location(v) for n, (v, _) in published.items()}
+        write_reader(self.reader, tables, self.models)
 
     def _version(self, published: dict, name: str, like: pl.DataFrame) -> pl.DataFrame:
         """The published version of a table, or none of `like`'s rows."""

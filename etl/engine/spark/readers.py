@@ -4,15 +4,21 @@ views, one per published table, over the Parquet files of its version.
 `etl status`, `sql`, `report` and `train` open it as they open a DuckDB warehouse, read-only:
 no JVM, no Spark session. It is written next to itself and renamed over the old one after each
 commit, so a reader sees one published state or the next, never a mix.
+
+The models materialized as views (the analyst views: `curated.daily_by_source`, ...) are made
+in it too, from the same SQL files, over the published tables' views: in Spark's catalog they
+would be views over the working tables, which no reader outside Spark sees.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 
+from etl.engine.duckdb import sql_models
 from etl.engine.duckdb.warehouse import named_statements
 from etl.engine.spark.catalog import WORKING
 from etl.paths import WAREHOUSE_DIR
@@ -20,8 +26,11 @@ from etl.paths import WAREHOUSE_DIR
 STATEMENTS = WAREHOUSE_DIR / "spark" / "engine" / "reader.sql"
 
 
-def write_reader(path: Path, tables: dict[str, Path]) -> None:
-    """The DuckDB file at `path`: a view of each published table (name: its Parquet folder)."""
+def write_reader(
+    path: Path, tables: dict[str, Path], models: Sequence[sql_models.Model] = ()
+) -> None:
+    """The DuckDB file at `path`: a view of each published table (name: its Parquet folder),
+    and the view models of `models` whose models are all there. Raises SqlModelError."""
     sql = named_statements(STATEMENTS)
     path.parent.mkdir(parents=True, exist_ok=True)
     nearby = path.with_name(path.name + ".next")
@@ -40,9 +49,23 @@ def write_reader(path: Path, tables: dict[str, Path]) -> None:
             con.execute(sql["table_view"].format(name=name, files=files))
         if "quality.files" in tables:
             con.execute(sql["manifest"])
+        sql_models.build(con, readable_views(models, set(tables)))
     finally:
         con.close()
     os.replace(nearby, path)
+
+
+def readable_views(models: Sequence[sql_models.Model], tables: set[str]) -> list[sql_models.Model]:
+    """The view models (in build order) that a reader can read: not the intermediate layer,
+    whose views read the working tables, and only those whose models are published (none
+    before the first publish)."""
+    views, there = [], set(tables)
+    for model in models:
+        readable = not model.name.startswith("intermediate.") and model.depends_on <= there
+        if model.materialized == "view" and readable:
+            views.append(model)
+            there.add(model.name)
+    return views
 
 
 def tables_folder(reader: Path) -> Path:
