@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import duckdb
 import pytest
 
 from etl.engine.spark.build import Tables
-from etl.engine.spark.catalog import WORKING, Catalog
+from etl.engine.spark.catalog import VERSIONS, WORKING, Catalog
 
 from .conftest import metastore_calls
 
@@ -98,3 +99,28 @@ def test_a_build_makes_a_view_again_only_when_its_sql_changed(spark, views_datab
     spark.sql(f"CREATE OR REPLACE VIEW {v} AS SELECT 4 AS n")
     Tables(spark, {}).view(v, "SELECT 1 AS n")
     assert spark.table(v).collect()[0].n == 1
+
+
+def test_a_snapshot_links_the_tables_files_and_keeps_them_as_they_were(
+    spark, catalog: Catalog
+) -> None:
+    """A commit publishes a snapshot of each changed table: on a local disk its files are the
+    working table's (hard links: no rows copied), and what the working table does next (its
+    files overwritten, rows appended) leaves the snapshot's rows as they were."""
+    working, version = "staging.probe_0", f"{VERSIONS}.probe_snapshot"
+    catalog.append(working, spark.range(3).toDF("n"))
+    try:
+        catalog.snapshot(working, version)
+        files = {p.name: p.stat().st_ino for p in catalog.location(working).glob("*.parquet")}
+        linked = {p.name: p.stat().st_ino for p in catalog.location(version).glob("*.parquet")}
+        assert files and linked == files
+
+        catalog.overwrite(working, spark.range(2).toDF("n"))
+        catalog.append(working, spark.range(5).toDF("n"))
+        assert spark.table(working).count() == 7
+        assert sorted(r.n for r in spark.table(version).collect()) == [0, 1, 2]
+        parquet = str(catalog.location(version) / "*.parquet")  # as the readers' file reads it
+        assert duckdb.sql(f"SELECT count(*) FROM read_parquet('{parquet}')").fetchall() == [(3,)]
+    finally:
+        catalog.drop(version)
+    assert not catalog.location(version).exists()  # an external table's files go with it

@@ -2,12 +2,15 @@
 
 A run works on the tables under their usual names (`staging.*`, `quality.*`, `intermediate.*`,
 `curated.*`): Parquet tables in the catalog, which the build and the suites read and write.
-What is published is not those tables but a version of each: a copy in `etl_versions`, named
-after the commit that wrote it. One catalog object says which versions are published, the view
-`etl.published` (table name, version, signature); a commit copies the tables that changed and
-then replaces that view, one metastore statement that is there or not: the catalog's atomic
-switch. A run killed before it leaves the old versions published; the next run restores the
-working tables from them (`restore`), and drops versions nothing points at.
+What is published is not those tables but a version of each: a snapshot in `etl_versions`,
+named after the commit that wrote it. One catalog object says which versions are published, the
+view `etl.published` (table name, version, signature); a commit snapshots the tables that
+changed and then replaces that view, one metastore statement that is there or not: the
+catalog's atomic switch. On a local disk a snapshot copies no rows: its files are hard links to
+the working table's (Spark never changes a Parquet file it wrote; it writes new ones and deletes
+old ones, so a link keeps the file as it was); elsewhere the rows are copied. A run killed
+before it leaves the old versions published; the next run restores the working tables from
+them (`restore`), and drops versions nothing points at.
 
 A version is plain Parquet written by Spark (no table format of ours); readers outside Spark
 see the published versions through a DuckDB file of views (etl.engine.spark.readers).
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -70,12 +74,25 @@ class Catalog:
                 continue
             version = f"{VERSIONS}.{name.replace('.', '__')}__{tag}"
             self.drop(version)  # a dead run's copy
-            self.spark.table(name).write.saveAsTable(version)
+            self.snapshot(name, version)
             self._listing(VERSIONS)[version.split(".")[1]] = "TABLE"
             mapping[name] = (version, signature)
         if mapping != current:
             self._switch(mapping)
         return mapping
+
+    def snapshot(self, name: str, version: str) -> None:
+        """The table `version` holds the working table's rows as they are now: on a local
+        disk an external table over hard links to its files (no job, no rows written), else
+        a copy."""
+        source, folder = self.location(name), self.location(version)
+        if not source.is_dir():
+            self.spark.table(name).write.saveAsTable(version)
+            return
+        shutil.rmtree(folder, ignore_errors=True)  # a dead run's links
+        shutil.copytree(source, folder, copy_function=os.link)
+        schema = self.spark.table(name).schema
+        self.spark.catalog.createTable(version, path=str(folder), source="parquet", schema=schema)
 
     def _switch(self, mapping: dict[str, tuple[str, str]]) -> None:
         """Replace the pointer: the one statement that publishes."""
@@ -93,6 +110,11 @@ class Catalog:
         for table in list(self._listing(VERSIONS)):
             if table not in keep:
                 self.drop(f"{VERSIONS}.{table}")
+        # Links a driver killed before it made their table left behind.
+        folder = Path(self.root) / f"{VERSIONS}.db"
+        for left in folder.iterdir() if folder.is_dir() else ():
+            if left.name not in keep:
+                shutil.rmtree(left, ignore_errors=True)
 
     # -- the working tables --------------------------------------------------------------------
 
@@ -176,6 +198,8 @@ class Catalog:
         database, table = name.split(".")
         if self._listing(database).pop(table, None) is not None:
             self.spark.sql(f"DROP TABLE IF EXISTS {name}")
+        if database == VERSIONS:  # a snapshot is an external table: its links stay
+            shutil.rmtree(self.location(name), ignore_errors=True)
 
     def forget(self) -> None:
         """Tables were created or dropped by statements other than this class's: list again."""
