@@ -182,7 +182,11 @@ def test_the_staged_rows_become_the_tables_by_moving_the_tasks_files(spark, samp
     data = tmp_path / "data"
     (data / "dc_taxi").mkdir(parents=True)
     shutil.copy(sample_data / "dc_taxi" / "taxi_2016.zip", data / "dc_taxi")
+    planned = spark.conf.get("spark.sql.optimizer.plannedWrite.enabled")
     _, staged = staged_by_spark(spark, DEFAULT_CONFIG, data, "dc_taxi", "run-1")
+    # The tasks' unsorted write changes the session's settings only while it writes.
+    assert spark.conf.get("spark.sql.optimizer.plannedWrite.enabled") == planned
+    assert spark.conf.get("spark.sql.maxConcurrentOutputFileWriters") == "0"
     rows = spark_frame(staged.rows)
     assert rows.height > 1000 and len(staged.parts) > 1
     table, narrower = "default.test_adopting", "default.test_adopting_narrower"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -49,6 +50,13 @@ QUARANTINE = pa.schema(
      ("duplicate_of", pa.string())]
 )  # fmt: skip
 Records = list[tuple[FileRecord, dict[str, int]]]
+# A task's output goes to one folder per kind: written by a file writer each, open side by side,
+# instead of Spark's default, which sorts the task's rows by folder first (a planned write):
+# about 20 of 150 CPU seconds on 5 M rows.
+UNSORTED_WRITE = {
+    "spark.sql.optimizer.plannedWrite.enabled": "false",
+    "spark.sql.maxConcurrentOutputFileWriters": "8",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -139,8 +147,25 @@ def _run(
 
     ids = spark.range(0, len(numbers), 1, numPartitions=max(len(numbers), 1))
     output = ids.mapInArrow(stage, spark_schema).write.mode("overwrite")
-    output.partitionBy(KIND, UNIT).parquet(out)
+    with _settings(spark, UNSORTED_WRITE):
+        output.partitionBy(KIND, UNIT).parquet(out)
     return spark.read.schema(spark_schema).parquet(out)
+
+
+@contextmanager
+def _settings(spark: SparkSession, settings: dict[str, str]) -> Iterator[None]:
+    """The session's `settings` changed for a while, then as they were."""
+    before = {key: spark.conf.get(key, None) for key in settings}
+    for key, value in settings.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def _conf_bytes(spark: SparkSession, key: str) -> int:
