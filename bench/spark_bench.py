@@ -16,6 +16,8 @@ to bench/results/<date>-<sha>-spark.md.
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import json
 import os
 import statistics
@@ -81,6 +83,46 @@ class StageClock:
         (wall0, cpu0), (wall1, cpu1), (wall2, cpu2) = self.marks
         return {"startup_s": wall1 - wall0, "startup_cpu_s": cpu1 - cpu0,
                 "stage_s": wall2 - wall1, "stage_cpu_s": cpu2 - cpu1}  # fmt: skip
+
+
+# The load stage's steps on Spark, clocked with --profile: (module, function or Class.method).
+# A step's figures include the steps it calls (a table's append includes its Spark job).
+STEPS = (
+    ("etl.engine.spark.engine", "SparkEngine.stage_files"),
+    ("etl.engine.spark.staging", "_run"),
+    ("etl.engine.spark.staging", "_records"),
+    ("etl.engine.spark.staging", "_marks"),
+    ("etl.engine.spark.catalog", "Catalog.append"),
+    ("etl.engine.spark.catalog", "Catalog.replace"),
+    ("etl.engine.spark.catalog", "list_tables"),
+)
+
+
+def clock_steps(steps: dict[str, list[float]]) -> None:
+    """Wrap each of STEPS to add its calls, wall and tree CPU seconds to `steps` (by name, and
+    by the table it writes for a catalog method)."""
+    for module_name, qualified in STEPS:
+        module = importlib.import_module(module_name)
+        owner_name, _, name = qualified.rpartition(".")
+        owner = getattr(module, owner_name) if owner_name else module
+        setattr(owner, name, _clocked(qualified, getattr(owner, name), steps))
+
+
+def _clocked(step: str, function, steps: dict[str, list[float]]):
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        named = [a for a in args[:3] if isinstance(a, str) and "." in a]
+        key = f"{step} {named[0]}" if "Catalog" in step and named else step
+        wall, cpu = time.perf_counter(), tree_cpu_s()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            entry = steps.setdefault(key, [0, 0.0, 0.0])
+            entry[0] += 1
+            entry[1] += time.perf_counter() - wall
+            entry[2] += tree_cpu_s() - cpu
+
+    return wrapper
 
 
 def stage(engine: str, master: str | None, data_root: Path, out: Path) -> dict:
@@ -181,12 +223,18 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=50)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--profile", action="store_true", help="with --case spark: per step")
     args = parser.parse_args()
     if args.case is None:
         print(bench(args.scale, args.seed, args.rounds))
         return
     master = args.master if args.case == "spark" else None
+    steps: dict[str, list[float]] = {}
+    if args.profile:
+        clock_steps(steps)
     figures = stage(args.case, master, args.data_root, args.out)
+    for name, (calls, wall, cpu) in steps.items():
+        print(f"{name}: {calls} calls, {wall:.1f} s, {cpu:.1f} CPU s", flush=True)
     (args.out / "figures.json").write_text(json.dumps(figures))
 
 

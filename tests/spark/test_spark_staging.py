@@ -2,9 +2,9 @@
 task per file, a large file a task per span of whole lines, and the keys another file holds.
 
 Each test runs the DuckDB engine's `etl run` on a small data root, then Spark's staging of the
-same files straight into DataFrames (no catalog tables: the session's catalog is the other
-Spark tests' warehouse), and holds the staged rows, the quarantine and the files' records to
-the DuckDB run's.
+same files straight into DataFrames (through a folder of the test's; the only catalog tables
+are the test's own, in `default`: the session's catalog is the other Spark tests' warehouse),
+and holds the staged rows, the quarantine and the files' records to the DuckDB run's.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 from conftest import DEFAULT_CONFIG
 
 from etl.config.load import load_config
-from etl.engine.spark.staging import stage_source
+from etl.engine.spark.staging import adopt, stage_source
 from etl.readers import formats
 from etl.run.load import LoadJob, LoadSizes, _staging_work
 from etl.run.pipeline import run
@@ -32,14 +32,15 @@ RECORD = ("status", "reason", "layout", "sha256", "rows_read", "rows_staged", "r
 
 
 def staged_by_spark(spark, config_path: Path, data: Path, source: str, run_id: str, held=None):
-    """Spark's staging of the files of `source` under `data` (of `run_id`)."""
+    """Spark's staging of the files of `source` under `data` (of `run_id`), through a folder
+    beside `data`."""
     config = load_config(config_path, formats())
     found = [f for f in discover(source, config.sources[source], data, {}, config.limits)]
     trips = tuple((ref, config.sources[source]) for ref in sorted(found, key=lambda f: f.path))
     job = LoadJob(run_id, config, row_checkers(config, config_path.parent), None, False,
                   LoadSizes(piece_bytes=SPAN))  # fmt: skip
     work = _staging_work(job, trips, None)
-    return trips, stage_source(spark, work, source, held, f"default.test_staged_{source}")
+    return trips, stage_source(spark, work, source, held, str(data.parent / f"staged_{source}"))
 
 
 def duckdb_rows(path: Path, sql: str, params=()) -> pl.DataFrame:
@@ -119,6 +120,13 @@ def test_a_task_per_file_and_per_span_stages_what_duckdb_stages(
     spark_quarantine = spark_frame(staged.quarantine).select(duck_quarantine.columns)
     assert as_text(spark_quarantine, ["file", "line"]).equals(duck_quarantine)
     assert "duplicate_key" in " ".join(duck_quarantine["reasons"])
+    # The files the engine gives the staging table hold these rows, and nothing else: not the
+    # first staging of a span staged again (its duplicates marked), nor the failed file's.
+    parts = spark_frame(spark.read.parquet(*staged.parts))
+    assert parts.columns == staged.rows.columns
+    assert as_text(parts.drop("_run_id"), ["_file", "_line"]).equals(
+        as_text(spark_staged, ["_file", "_line"])
+    )
     files = duckdb_rows(warehouse, f"SELECT path, {', '.join(RECORD)} FROM quality.files")
     assert {r.path: tuple(getattr(r, n) for n in RECORD) for r, _ in staged.records} == {
         row[0]: row[1:] for row in files.iter_rows()
@@ -165,3 +173,41 @@ def test_a_zip_sent_again_under_another_name_is_quarantined_as_duckdb_does(
     assert {r.path: tuple(getattr(r, n) for n in RECORD) for r, _ in staged.records} == {
         row[0]: row[1:] for row in files.iter_rows()
     }
+
+
+def test_the_staged_rows_become_the_tables_by_moving_the_tasks_files(spark, sample_data, tmp_path):
+    """The staging table takes the tasks' Parquet files of the staged rows as they are (moved
+    into its folder, not written again) and then holds its earlier rows and these; a table
+    lacking one of their columns takes nothing (the engine appends to it instead)."""
+    data = tmp_path / "data"
+    (data / "dc_taxi").mkdir(parents=True)
+    shutil.copy(sample_data / "dc_taxi" / "taxi_2016.zip", data / "dc_taxi")
+    planned = spark.conf.get("spark.sql.optimizer.plannedWrite.enabled")
+    _, staged = staged_by_spark(spark, DEFAULT_CONFIG, data, "dc_taxi", "run-1")
+    # The tasks' unsorted write changes the session's settings only while it writes.
+    assert spark.conf.get("spark.sql.optimizer.plannedWrite.enabled") == planned
+    assert spark.conf.get("spark.sql.maxConcurrentOutputFileWriters") == "0"
+    rows = spark_frame(staged.rows)
+    assert rows.height > 1000 and len(staged.parts) > 1
+    table, narrower = "default.test_adopting", "default.test_adopting_narrower"
+    folder = tmp_path / "table"
+    for name in (table, narrower):
+        spark.sql(f"DROP TABLE IF EXISTS {name}")
+    staged.rows.limit(3).write.option("path", str(folder)).saveAsTable(table)
+    staged.rows.drop("fare_usd").limit(0).write.option(
+        "path", str(tmp_path / "narrower")
+    ).saveAsTable(narrower)
+    earlier = spark_frame(spark.table(table))
+    try:
+        assert not adopt(spark, staged, narrower, str(tmp_path / "narrower"))
+        assert spark.table(narrower).count() == 0
+        assert adopt(spark, staged, table, str(folder))
+        held = spark_frame(spark.table(table))
+    finally:
+        for name in (table, narrower):
+            spark.sql(f"DROP TABLE IF EXISTS {name}")
+    order = ["_file", "_line"]
+    assert as_text(held, order).equals(as_text(pl.concat([earlier, rows]), order))
+    moved = {Path(part).name for part in staged.parts}
+    assert moved <= {path.name for path in folder.glob("*.parquet")}
+    assert not any(Path(part.removeprefix("file:")).exists() for part in staged.parts)

@@ -36,7 +36,7 @@ from etl.engine.spark import ledger
 from etl.engine.spark.catalog import Catalog
 from etl.engine.spark.readers import tables_folder, write_reader
 from etl.engine.spark.session import spark_session
-from etl.engine.spark.staging import stage_source
+from etl.engine.spark.staging import adopt, discard, stage_source
 from etl.errors import ReconciliationError
 from etl.paths import WAREHOUSE_DIR
 
@@ -158,15 +158,17 @@ class SparkEngine:
         of `work.files`."""
         records: dict[str, tuple[FileRecord, dict[str, int]]] = {}
         for source in dict.fromkeys(work.sources):
-            table, out = f"staging.{source}", f"etl.staged_{source}"
-            staging = self.spark.table(table) if self.catalog.exists(table) else None
-            staged = stage_source(self.spark, work, source, staging, out)
-            self.catalog.append(table, staged.rows)
+            table, out = f"staging.{source}", f"{self.catalog.root}/_staged/{source}"
+            exists = self.catalog.exists(table)
+            earlier = self.spark.table(table) if exists else None
+            staged = stage_source(self.spark, work, source, earlier, out)
+            # The tasks' files become the table's, unless it lacks a column (a new field).
+            folder = str(self.catalog.location(table))
+            if not (exists and adopt(self.spark, staged, table, folder)):
+                self.catalog.append(table, staged.rows)
             self.catalog.append(QUARANTINE, staged.quarantine)
-            for name in (out, out + "_again"):
-                self.spark.sql(f"DROP TABLE IF EXISTS {name}")
+            discard(self.spark, out)
             records |= {record.path: (record, reasons) for record, reasons in staged.records}
-        self.catalog.forget()  # the staging's own tables came and went
         return [records[path] for path in work.paths]
 
     def stage_batch(self, source: str, staged: pl.DataFrame, quarantine: pl.DataFrame) -> None:
