@@ -139,7 +139,9 @@ class Tables:
             f"AS\n{select}"
         )
         self.made(target, "VIEW")
-        self._signatures.setdefault(target.split(".")[0], {})[target.split(".")[1]] = signature
+        database, name = target.split(".")
+        if database in self._signatures:  # else read with the others', when first asked
+            self._signatures[database][name] = signature
 
     def _view_signature(self, view: str) -> str | None:
         """The signature a view was made with: the database's views' properties read by one

@@ -315,12 +315,10 @@ def _split(
 def _parts(spark: SparkSession, folders: dict[int, str]) -> list[str]:
     """The Parquet files of the staged rows of the units `folders` names (unit: the folder
     that holds its output), on the warehouse's file system."""
-    jvm = spark.sparkContext._jvm
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
     parts = []
     for folder in sorted(set(folders.values())):
-        pattern = jvm.org.apache.hadoop.fs.Path(f"{folder}/{KIND}={STAGED}/{UNIT}=*/*.parquet")
-        for status in pattern.getFileSystem(conf).globStatus(pattern) or []:
+        pattern, system = _hadoop_path(spark, f"{folder}/{KIND}={STAGED}/{UNIT}=*/*.parquet")
+        for status in system.globStatus(pattern) or []:
             unit = int(status.getPath().getParent().getName().removeprefix(f"{UNIT}="))
             if folders.get(unit) == folder:
                 parts.append(status.getPath().toString())
@@ -334,13 +332,12 @@ def adopt(spark: SparkSession, staged: Staged, table: str, folder: str) -> bool:
     columns = [(f.name, f.dataType) for f in spark.table(table).schema]
     if columns != [(f.name, f.dataType) for f in staged.rows.schema]:
         return False
-    jvm = spark.sparkContext._jvm
-    target = jvm.org.apache.hadoop.fs.Path(folder)
-    system = target.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    target, system = _hadoop_path(spark, folder)
     system.mkdirs(target)
     for part in staged.parts:
-        path = jvm.org.apache.hadoop.fs.Path(part)
-        if not system.rename(path, jvm.org.apache.hadoop.fs.Path(target, path.getName())):
+        path, _ = _hadoop_path(spark, part)
+        moved = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(target, path.getName())
+        if not system.rename(path, moved):
             raise RuntimeError(f"could not move {part} into {folder}")
     spark.catalog.refreshTable(table)
     return True
@@ -348,7 +345,12 @@ def adopt(spark: SparkSession, staged: Staged, table: str, folder: str) -> bool:
 
 def discard(spark: SparkSession, out: str) -> None:
     """Delete the folders `stage_source` staged through (`out`, `out`_again), if there."""
-    jvm = spark.sparkContext._jvm
     for folder in (out, out + "_again"):
-        path = jvm.org.apache.hadoop.fs.Path(folder)
-        path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
+        path, system = _hadoop_path(spark, folder)
+        system.delete(path, True)
+
+
+def _hadoop_path(spark: SparkSession, text: str) -> tuple[Any, Any]:
+    """`text` as a Hadoop path, and the file system it is on (local, HDFS, an object store)."""
+    path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(text)
+    return path, path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
