@@ -14,11 +14,12 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 from conftest import DEFAULT_CONFIG
 
 from etl.config.load import load_config
-from etl.engine.spark.staging import adopt, stage_source
+from etl.engine.spark.staging import _settings, adopt, stage_source
 from etl.readers import formats
 from etl.run.load import LoadJob, LoadSizes, _staging_work
 from etl.run.pipeline import run
@@ -175,10 +176,41 @@ def test_a_zip_sent_again_under_another_name_is_quarantined_as_duckdb_does(
     }
 
 
+def parquet_columns(path: str) -> list[tuple]:
+    """A Parquet file's columns as stored: path, physical and logical type, the levels."""
+    schema = pq.ParquetFile(path.removeprefix("file:")).schema
+    return [(c.path, c.physical_type, str(c.logical_type), c.max_definition_level,
+             c.max_repetition_level) for c in schema]  # fmt: skip
+
+
+def assert_written_as_spark_writes(spark, staged, folder: Path) -> None:
+    """The staged rows' files, which the tasks write themselves (pyarrow), store the columns
+    as Spark's own write of the same rows does, and read back with the staging table's exact
+    schema through Spark (its nullability included) and through DuckDB (its types, its rows)."""
+    parts = [part.removeprefix("file:") for part in staged.parts]
+    assert all(pq.ParquetFile(p).metadata.created_by.startswith("parquet-cpp-arrow") for p in parts)
+    with _settings(spark, {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}):
+        staged.rows.write.parquet(str(folder))  # as the engine has it (SparkEngine)
+    spark_parts = [str(p) for p in folder.glob("*.parquet")]
+    assert parquet_columns(parts[0]) == parquet_columns(spark_parts[0])
+    assert spark.read.parquet(*staged.parts).schema == staged.rows.schema
+    with duckdb.connect() as con:
+        reads = (
+            f"read_parquet({files!r}, hive_partitioning=false)" for files in (parts, spark_parts)
+        )
+        ours, spark_written = reads
+        described = con.sql(f"DESCRIBE FROM {ours}").fetchall()
+        assert described == con.sql(f"DESCRIBE FROM {spark_written}").fetchall()
+        assert ("pickup_at", "TIMESTAMP WITH TIME ZONE") in [row[:2] for row in described]
+        for a, b in ((ours, spark_written), (spark_written, ours)):
+            assert con.sql(f"FROM {a} EXCEPT ALL FROM {b}").fetchall() == []
+
+
 def test_the_staged_rows_become_the_tables_by_moving_the_tasks_files(spark, sample_data, tmp_path):
     """The staging table takes the tasks' Parquet files of the staged rows as they are (moved
     into its folder, not written again) and then holds its earlier rows and these; a table
-    lacking one of their columns takes nothing (the engine appends to it instead)."""
+    lacking one of their columns takes nothing (the engine appends to it instead). Those files
+    are stored as Spark stores the table's rows (assert_written_as_spark_writes)."""
     data = tmp_path / "data"
     (data / "dc_taxi").mkdir(parents=True)
     shutil.copy(sample_data / "dc_taxi" / "taxi_2016.zip", data / "dc_taxi")
@@ -189,6 +221,7 @@ def test_the_staged_rows_become_the_tables_by_moving_the_tasks_files(spark, samp
     assert spark.conf.get("spark.sql.maxConcurrentOutputFileWriters") == "0"
     rows = spark_frame(staged.rows)
     assert rows.height > 1000 and len(staged.parts) > 1
+    assert_written_as_spark_writes(spark, staged, tmp_path / "written_by_spark")
     table, narrower = "default.test_adopting", "default.test_adopting_narrower"
     folder = tmp_path / "table"
     for name in (table, narrower):
