@@ -19,13 +19,14 @@ import pytest
 from conftest import DEFAULT_CONFIG
 
 from etl.config.load import load_config
-from etl.engine.spark.staging import _settings, adopt, stage_source
+from etl.engine.spark.staging import RowFiles, _schema, _settings, adopt, stage_source
 from etl.readers import formats
 from etl.run.load import LoadJob, LoadSizes, _staging_work
 from etl.run.pipeline import run
 from etl.run.plan import row_checkers
 from etl.sources.fetch import read_pieces
 from etl.sources.files import discover
+from etl.stage.batch import empty_staging_frame
 
 SPAN = 4096  # bytes: the courier months (16-20 KB) are read in 4-6 pieces
 RECORD = ("status", "reason", "layout", "sha256", "rows_read", "rows_staged", "rows_flagged",
@@ -244,3 +245,19 @@ def test_the_staged_rows_become_the_tables_by_moving_the_tasks_files(spark, samp
     moved = {Path(part).name for part in staged.parts}
     assert moved <= {path.name for path in folder.glob("*.parquet")}
     assert not any(Path(part.removeprefix("file:")).exists() for part in staged.parts)
+
+
+def test_a_task_writes_its_rows_where_pyarrow_can_in_the_sessions_codec(tmp_path):
+    """The tasks write the staged rows' files themselves on a file system pyarrow opens, in the
+    codec the session gives Spark's writes; for a path or a codec pyarrow lacks, none (Spark's
+    write then writes the rows)."""
+    config = load_config(DEFAULT_CONFIG, formats())
+    empty = empty_staging_frame(config.sources["dc_taxi"])
+    schema = _schema(empty)
+    assert RowFiles.at("s3a://bucket/staged", schema, "snappy") is None
+    assert RowFiles.at(str(tmp_path), schema, "lzo") is None
+    RowFiles.at(f"file://{tmp_path}", schema, "ZSTD").write(empty.clear(n=2), 7)
+    (written,) = (tmp_path / "_kind=staged" / "_unit=7").glob("*.parquet")
+    stored = pq.ParquetFile(written).metadata
+    assert stored.num_rows == 2 and stored.row_group(0).column(0).compression == "ZSTD"
+    assert pq.read_schema(written).names == empty.columns

@@ -54,6 +54,10 @@ QUARANTINE = pa.schema(
      ("duplicate_of", pa.string())]
 )  # fmt: skip
 Records = list[tuple[FileRecord, dict[str, int]]]
+# Spark's Parquet codecs that pyarrow writes too, by pyarrow's name (its "lz4" is Parquet's
+# LZ4_RAW); not Hadoop's framed lz4, nor lzo.
+CODECS = {"none": "none", "uncompressed": "none", "snappy": "snappy", "gzip": "gzip",
+          "brotli": "brotli", "zstd": "zstd", "lz4_raw": "lz4"}  # fmt: skip
 # A task's output goes to one folder per kind: written by a file writer each, open side by side,
 # instead of Spark's default, which sorts the task's rows by folder first (a planned write):
 # about 20 of 150 CPU seconds on 5 M rows.
@@ -141,7 +145,8 @@ def _run(
 
     arrow_schema = to_arrow_schema(spark_schema)
     numbers = sorted(units)
-    files = RowFiles.at(out, spark_schema)
+    codec = spark.conf.get("spark.sql.parquet.compression.codec")
+    files = RowFiles.at(out, spark_schema, codec)
 
     def stage(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -161,34 +166,40 @@ def _run(
 
 class RowFiles:
     """Where a task writes its unit's staged rows itself, as one Parquet file in the folder of
-    their kind and unit (`out`/_kind=staged/_unit=N/), of the staging table's Spark schema.
+    their kind and unit (`out`/_kind=staged/_unit=N/): of the staging table's Spark schema,
+    in the session's codec, timestamps as the engine has Spark write them (TIMESTAMP_MICROS).
 
     Spark's own write would turn the task's Arrow batches into JVM rows and encode those: on
-    5 M rows most of the tasks' CPU beside the staging. pyarrow encodes the batches as they
-    are, on any file system it opens (a local folder, HDFS, S3, GCS); `at` gives None for a
-    path it cannot open (Hadoop's s3a://, say), and the rows then go through Spark's write. A
+    5 M rows about half the tasks' CPU. pyarrow encodes the batches as they are, on any file
+    system it opens (a local folder, HDFS, S3, GCS); `at` gives None for a path it cannot open
+    (Hadoop's s3a://, say) or a codec it lacks, and the rows then go through Spark's write. A
     retried task writes the same rows to the same name; the name is unique, as Spark's are,
     since `adopt` moves the file beside those of earlier runs."""
 
-    def __init__(self, system: Any, folder: str, schema: pa.Schema):
+    def __init__(self, system: Any, folder: str, schema: pa.Schema, compression: str):
         self.system, self.folder, self.schema = system, folder, schema
+        self.compression = compression  # pyarrow's name of the codec
         self.job = uuid.uuid4()
 
     @classmethod
-    def at(cls, out: str, spark_schema: Any) -> RowFiles | None:
+    def at(cls, out: str, spark_schema: Any, codec: str) -> RowFiles | None:
         """The staged rows' files under `out`, of the staging columns of `spark_schema` (the
-        tasks' output), with Spark's own note of that schema in their footers."""
+        tasks' output), with Spark's own note of that schema in their footers; `codec`: the
+        session's `spark.sql.parquet.compression.codec`."""
         from pyarrow import fs
         from pyspark.sql.pandas.types import to_arrow_schema
         from pyspark.sql.types import StructType
 
+        if codec.lower() not in CODECS:
+            return None
         try:
             system, folder = fs.FileSystem.from_uri(out)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError):
             return None
         table = StructType([f for f in spark_schema.fields if f.name not in (KIND, UNIT)])
         note = {b"org.apache.spark.sql.parquet.row.metadata": table.json().encode()}
-        return cls(system, folder, to_arrow_schema(table).with_metadata(note))
+        schema = to_arrow_schema(table).with_metadata(note)
+        return cls(system, folder, schema, CODECS[codec.lower()])
 
     def write(self, rows: pl.DataFrame, unit: int) -> None:
         import pyarrow.parquet as pq
@@ -196,8 +207,8 @@ class RowFiles:
         folder = f"{self.folder}/{KIND}={STAGED}/{UNIT}={unit}"
         self.system.create_dir(folder)
         table = rows.to_arrow().select(self.schema.names).cast(self.schema)
-        pq.write_table(table, f"{folder}/part-{unit:05d}-{self.job}.c000.snappy.parquet",
-                       filesystem=self.system, compression="snappy")  # fmt: skip
+        pq.write_table(table, f"{folder}/part-{unit:05d}-{self.job}.c000.parquet",
+                       filesystem=self.system, compression=self.compression)  # fmt: skip
 
 
 @contextmanager
