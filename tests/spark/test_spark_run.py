@@ -1,19 +1,15 @@
-"""`etl run --engine spark` on local[2] against the DuckDB engine on the same sample, the audit
-that stops a wrong-unit month, and a driver killed in the middle of its publish.
+"""`etl run --engine spark` on local[2] against the DuckDB engine on the same sample, and the
+audit that stops a wrong-unit month (a driver killed in its publish: test_spark_cluster.py).
 
 The Spark warehouse is read as its readers read it: the DuckDB file of views over the published
 Parquet versions, which `etl status` and `etl sql` open. The sample run shares the session of
-the other Spark tests (one catalog per JVM); the kill test runs `etl` in processes of their own,
-on a warehouse of their own, since a killed driver takes its JVM with it.
+the other Spark tests (one catalog per JVM).
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -22,11 +18,9 @@ from dfhv import member_text, trip, write_zip
 from typer.testing import CliRunner
 
 from etl.cli.main import app
-from etl.engine.spark.readers import tables_folder
 from etl.run.pipeline import EngineChoice
 
 from .conftest import METASTORE_CALLS, metastore_calls
-from .etl_driver import DONE
 
 # A whole run on Spark takes minutes on a busy machine (the session and the catalog's first
 # statements alone take up to a minute); pytest's default per-test limit is 10 minutes.
@@ -163,112 +157,3 @@ def test_a_wrong_unit_month_fails_the_audit_on_spark_and_publishes_nothing(
     assert rows(
         spark_run, "SELECT status FROM quality.files WHERE path LIKE '%taxi_2017_02.txt'"
     ) == [("audit_failed",)]
-
-
-# -- a driver killed in its publish (processes of their own) ------------------------------------
-
-DRIVER = Path(__file__).with_name("etl_driver.py")
-SPARK_RUN = ["run", "--engine", "spark", "--master", "local[1]"]
-
-
-def etl(args: list[str]) -> subprocess.CompletedProcess:
-    """`python -m etl run --engine spark` with `args`, as a process of its own."""
-    command = [sys.executable, "-m", "etl", *SPARK_RUN, *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
-
-
-class Driver:
-    """One process that runs `etl` commands one after another (tests/spark/etl_driver.py):
-    they share its Spark driver, which starts once. Killed on leaving, if still running."""
-
-    def __init__(self, log: Path) -> None:
-        self.log = log
-        with log.open("w") as stderr:
-            self.process = subprocess.Popen(
-                [sys.executable, str(DRIVER)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=stderr, text=True,
-            )  # fmt: skip
-
-    def __enter__(self) -> Driver:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def run(self, args: list[str], env: dict[str, str] | None = None) -> int | None:
-        """`etl run --engine spark` with `args`: its exit code, or None if it ended the
-        process."""
-        assert self.process.stdin and self.process.stdout
-        self.process.stdin.write(json.dumps([[*SPARK_RUN, *args], env or {}]) + "\n")
-        self.process.stdin.flush()
-        for line in self.process.stdout:  # the command's output, then its exit code
-            if line.startswith(DONE):
-                return int(line.removeprefix(DONE))
-        return None
-
-
-def wait_for_jvm_to_end(folder: Path) -> None:
-    """A killed driver's JVM ends when it sees its parent gone; the next run's may only start
-    then (the embedded metastore takes one process at a time)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        running = [
-            p for p in Path("/proc").iterdir()
-            if p.name.isdigit() and str(folder) in _cmdline(p)
-        ]  # fmt: skip
-        if not running:
-            return
-        time.sleep(0.5)
-    raise AssertionError("the killed driver's JVM did not end")
-
-
-def _cmdline(process: Path) -> str:
-    try:
-        return (process / "cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def published(reader: Path) -> tuple:
-    """What the readers see: the trips and the runs that published."""
-    with duckdb.connect(str(reader), read_only=True) as con:
-        trips = content(con, "curated.trips")
-        runs = con.execute("SELECT run_id FROM quality.runs WHERE published ORDER BY 1").fetchall()
-        staged = con.execute("SELECT count(*) FROM staging.dc_taxi").fetchone()
-    return trips, runs, staged
-
-
-def test_a_driver_killed_in_its_publish_leaves_what_was_published(tmp_path, spark_options) -> None:
-    data, reader = tmp_path / "data", tmp_path / "warehouse.duckdb"
-    january = [trip(k, DURATION=str(600 + k * 30)) for k in range(1, 41)]
-    write_zip(data / "dc_taxi" / "taxi_2016.zip", {"taxi_2016_01.txt": member_text(january)})
-    paths = ["--data-root", str(data), "--warehouse", str(reader), *spark_options]
-    # The first run and the killed one in one driver: one JVM start fewer.
-    with Driver(tmp_path / "driver.log") as driver:
-        assert driver.run(paths) == 0, driver.log.read_text()[-2000:]
-        before = published(reader)
-        assert before[0][0] == 40
-
-        february = [trip(100 + k, DURATION=str(600 + k * 30)) for k in range(1, 31)]
-        files = {"taxi_2017_02.txt": member_text(february)}
-        write_zip(data / "dc_taxi" / "taxi_2017.zip", files)
-        # All written, not yet switched.
-        assert driver.run(paths, {"ETL_CRASH_AT": "recorded"}) is None
-        assert driver.process.wait(timeout=600) == -9
-    assert published(reader) == before
-    wait_for_jvm_to_end(tables_folder(reader))
-
-    converged = etl(paths)
-    assert converged.returncode == 0, converged.stderr[-2000:]
-    trips, runs, staged = published(reader)
-    assert trips[0] == 70 and staged == (70,)
-    assert len(runs) == 2 and runs[0] == before[1][0]
-    statuses = rows(reader, "SELECT status, count(*) FROM quality.runs GROUP BY 1 ORDER BY 1")
-    assert statuses == [("crashed", 1), ("published", 2)]
-    # Nothing of the dead run's is left: each version on disk is one a reader's view reads.
-    versions = tables_folder(reader) / "tables" / "etl_versions.db"
-    read = {v[0] for v in rows(reader, "SELECT sql FROM duckdb_views() WHERE NOT internal")}
-    for folder in versions.iterdir():
-        assert any(str(folder) + "/" in sql for sql in read), folder.name
