@@ -56,8 +56,9 @@ def test_curated_keeps_a_matched_trip_once_and_says_who_saw_it(loaded):
 
 
 def test_unique_record_ids_are_stored_uncompressed_and_the_rest_is_not(loaded):
-    """Text keys (the company silos') and curated.trips' record id skip DuckDB's costly
-    dictionary analysis; a column of few values keeps its compression."""
+    """Text keys (the company silos'), curated.trips' stored record id and DC taxi's staged
+    text id skip DuckDB's costly dictionary analysis; a column of few values keeps its
+    compression."""
     wh, _, _ = loaded
 
     def compression(table: str, column: str) -> set[str]:
@@ -68,9 +69,10 @@ def test_unique_record_ids_are_stored_uncompressed_and_the_rest_is_not(loaded):
         )
         return {row[0] for row in rows}
 
-    for table in ("staging.dispatch", "staging.courier", "curated.trips"):
+    for table in ("staging.dispatch", "staging.courier", "intermediate.stored_trips"):
         assert compression(table, "source_record_id") == {"Uncompressed"}, table
-    assert compression("curated.trips", "_file") != {"Uncompressed"}
+    assert compression("staging.dc_taxi", "_record_id") == {"Uncompressed"}
+    assert compression("intermediate.stored_trips", "_file") != {"Uncompressed"}
 
 
 def test_control_totals_reconcile_for_every_source(loaded):

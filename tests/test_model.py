@@ -105,15 +105,17 @@ def test_unfit_flags_are_dropped_and_swapped_coordinates_kept(loaded, tmp_path) 
             "LIMIT 1"
         ).fetchone()[0]
         for name, change in plants.items():
-            # trip_id and seen_by are generated: a new record id makes a new trip
+            # trip_id and seen_by are computed on read: a new record id makes a new trip. A
+            # dispatch trip is a stored row of the view curated.trips (trips_view.py).
             con.execute(
-                "INSERT INTO curated.trips BY NAME SELECT * EXCLUDE (trip_id, seen_by) "
+                "INSERT INTO intermediate.stored_trips BY NAME SELECT * EXCLUDE (trip_id, seen_by) "
                 "REPLACE ('plant:' || ? AS source_record_id) "
                 "FROM curated.trips WHERE source = 'dispatch' AND source_record_id = ?",
                 [name, template],
             )
             con.execute(
-                f"UPDATE curated.trips SET {change} WHERE source_record_id = 'plant:{name}'"
+                f"UPDATE intermediate.stored_trips SET {change} "
+                f"WHERE source_record_id = 'plant:{name}'"
             )
     frame = training_table(copy).filter(pl.col("trip_id").str.starts_with("dispatch:plant:"))
     kept = {row["trip_id"].removeprefix("dispatch:"): row for row in frame.iter_rows(named=True)}

@@ -12,6 +12,8 @@
 --   {excluded_by}   why a staged row is not a trip of curated.trips: `trips_where` failed
 --                   (flagged not_a_trip at staging), or `latest_version` names a newer
 --                   version of the record (superseded_version); NULL: it is a trip
+--   {where}         empty, or a WHERE clause on staging (DuckDB's curated.trips view reads
+--                   the rows of published runs only: etl/engine/duckdb/trips_view.py)
 -- Placeholders in braces are filled with checked identifiers and quoted literals.
 
 
@@ -27,7 +29,7 @@ SELECT
     {excluded_by} AS excluded_by,
     _file,
     _line
-FROM staging.{source}
+FROM staging.{source}{where}
 
 
 -- name: scoped_record_id

@@ -9,28 +9,7 @@ SQL models do what SQL does well; the steps SQL cannot do here are Python in bet
 4. the curated models;
 5. the control totals, which must reconcile or the publish fails.
 
-Why curated.trips stays a stored table, copied from staging (issue 17; measured at 5 M DC taxi
-and 2.1 M company rows on 2 cores): the copy costs ~17 CPU s, of which its SELECT is ~2. DuckDB
-spends ~0.5 CPU s a column per 7 M rows writing any persistent column, compressed or not:
-forced `uncompressed` took 16.9 against 17.2 CPU s (and made the file 3x bigger); a compression
-fixed per column, skipping its analysis, saved 4%; preserve_insertion_order off, or one thread,
-changed nothing. A view over staging and the matches costs nothing to build, but a daily
-aggregate on it took 2.2x the CPU of the table (5.0 against 2.25 s: the versions' window and
-the joins run on every read) and a point lookup by trip_id 1.14x; a view of only the sources
-that pass through unchanged (DC taxi) still doubles their lookup (0.57 against 0.28 CPU s).
-Analysts read the table more often than a run writes it. Measured again on the 5 M four-source
-bench warehouse (a loaded machine): the other sources stored and DC taxi a view over its
-staging table (published runs only) read the daily aggregate as fast (2.15-2.47 against
-2.30-2.42 CPU s) but the lookup 1.3-1.5x slower (1.07-1.12 against 0.71-0.87). What the lookup
-pays for is the cast of DC taxi's integer ids to text on every row, not the key scope's regex,
-which DuckDB runs once per distinct `_file` (over 5 M staged rows: the regex 0.03 CPU s, the
-cast 0.36). With the scoped id kept as uncompressed text in a copy of DC taxi's staging table,
-the same view equals the table row for row (EXCEPT ALL empty, same count) and reads the lookup
-faster (0.39-0.47 against 0.68-0.72 CPU s) and the daily aggregate as fast (2.20 against 2.16).
-Writing that id costs ~0.8 CPU s more at load (uncompressed text 1.0, the integer 0.25) against
-the copy's ~8 (each of the 23 stored columns costs 0.2-0.4 CPU s to write at 7 M rows): the way
-to build curated.trips without the second write (not done yet: the view must also hide the
-rows of runs not published, and an old warehouse's table become the view).
+curated.trips itself is a view over that table and staging: etl/engine/duckdb/trips_view.py.
 """
 
 from __future__ import annotations
@@ -45,6 +24,7 @@ import polars as pl
 from etl.config.spec import Config, Match
 from etl.engine.duckdb import sql_models
 from etl.engine.duckdb.match import MatchTolerance, match_trips
+from etl.engine.duckdb.trips_view import STORED
 from etl.engine.duckdb.warehouse import append
 from etl.errors import ReconciliationError
 from etl.paths import WAREHOUSE_DIR
@@ -80,7 +60,8 @@ def build_curated(
     inclusive (etl.reference.calendar); `stage` is told as each step begins (for progress).
     """
     stage("matching")
-    first = [m for m in models if m.name.startswith("intermediate.")]
+    # The stored part of curated.trips (etl.engine.duckdb.trips_view) reads the matches.
+    first = [m for m in models if m.name.startswith("intermediate.") and m.name != STORED]
     sql_models.build(con, first)
     _write_calendar(con, calendar)
     matches = _write_matches(con, config, run_id)

@@ -27,7 +27,7 @@ from etl.engine.base import (
     StagingWork,
     SuiteRun,
 )
-from etl.engine.duckdb import sql_models, warehouse
+from etl.engine.duckdb import sql_models, trips_view, warehouse
 from etl.engine.duckdb.build import ReconciliationError, build_curated
 from etl.engine.duckdb.writer import BatchWriter
 from etl.paths import WAREHOUSE_DIR
@@ -53,8 +53,10 @@ class DuckDBEngine:
         intermediate views generated for `config`'s trip sources to build.
         Raises WarehouseError, ModelError."""
         self.con = warehouse.connect(path)
+        self.text_ids = trips_view.text_ids(config)
         try:
-            self.models = sql_models.discover(models_dir, config)
+            models = sql_models.discover(models_dir, config, self.text_ids)
+            self.models = trips_view.as_view(models, config)
         except BaseException:
             self.con.close()
             raise
@@ -92,7 +94,13 @@ class DuckDBEngine:
     # -- loading -------------------------------------------------------------------------------
 
     def create_staging(self, source: str, empty: pl.DataFrame, text_keys: Sequence[str]) -> None:
-        warehouse.append(self.con, f"staging.{source}", empty, text_keys)
+        table = f"staging.{source}"
+        if source in self.text_ids:
+            if warehouse.table_exists(self.con, table):
+                trips_view.add_text_id(self.con, table, self.text_ids[source])
+            empty = trips_view.with_text_id(empty, self.text_ids[source])
+            text_keys = [*text_keys, trips_view.TEXT_ID]
+        warehouse.append(self.con, table, empty, text_keys)
 
     def stored_boundary(self, source: str) -> list[str]:
         table = f"staging.{source}"
@@ -116,6 +124,8 @@ class DuckDBEngine:
             writer.close()
 
     def stage_batch(self, source: str, staged: pl.DataFrame, quarantine: pl.DataFrame) -> None:
+        if source in self.text_ids:
+            staged = trips_view.with_text_id(staged, self.text_ids[source])
         writes = [(f"staging.{source}", staged), ("quality.quarantine", quarantine)]
         self._writer().submit([(table, frame) for table, frame in writes if frame.height])
 
@@ -172,9 +182,11 @@ class DuckDBEngine:
                 self._store_boundaries(publication.boundaries)
                 checkpoint("boundary_stored")
                 self._record_files(publication.run_id, publication.loaded)
+                # Before the build: curated.trips shows the staged rows of published runs, and
+                # the control totals count this run's among them.
+                self.con.execute(_sql("mark_published"), [self.models_sha, publication.run_id])
                 matches = self._build(publication, progress)
                 checkpoint("built")
-                self.con.execute(_sql("mark_published"), [self.models_sha, publication.run_id])
                 self._finish_run(publication.record)
                 checkpoint("recorded")
         except ReconciliationError as exc:

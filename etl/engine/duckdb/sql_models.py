@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cache
 from graphlib import CycleError, TopologicalSorter
@@ -64,11 +65,14 @@ class Model:
     uncompressed: tuple[str, ...] = ()  # columns stored without compression
 
 
-def discover(models_dir: Path = MODELS_DIR, config: Config | None = None) -> list[Model]:
-    """Every model under the folder, and those `generate`d for the config, in build order."""
+def discover(
+    models_dir: Path = MODELS_DIR, config: Config | None = None, text_ids: Collection[str] = ()
+) -> list[Model]:
+    """Every model under the folder, and those `generate`d for the config, in build order
+    (`text_ids`: the sources whose record id is staged as text, as `generate` says)."""
     paths = sorted(models_dir.glob("*/*.sql"))
     written = {f"{p.parent.name}.{p.stem}": (p, p.read_text()) for p in paths}
-    sources = generate(config) if config is not None else {}
+    sources = generate(config, text_ids) if config is not None else {}
     names = set(written) | set(sources)
     models = {}
     for name, (path, sql) in (sources | written).items():
@@ -193,39 +197,50 @@ _PLACES = (("airport", "BOOLEAN"), ("pickup_in_dc", "BOOLEAN"), ("dropoff_in_dc"
 _TEMPLATE = INTEGRATE_SQL_DIR / "source_trips.sql"
 
 
-def generate(config: Config) -> dict[str, tuple[Path, str]]:
+def generate(config: Config, text_ids: Collection[str] = ()) -> dict[str, tuple[Path, str]]:
     """The intermediate models of the config's trip sources: one view each, and their union
-    `intermediate.all_trips`, by name, each with the template it came from and its SQL."""
-    parts = _template()
+    `intermediate.all_trips`, by name, each with the template it came from and its SQL.
+
+    A source of `text_ids` has its record id (`record_id`) staged as the text column
+    `_record_id` (DuckDB: etl/engine/duckdb/trips_view.py); its view reads that column."""
     trips = {name: s for name, s in config.sources.items() if s.entity == "trip"}
     views = {
-        f"intermediate.{name}_trips": _source_view(name, s, parts) for name, s in trips.items()
+        f"intermediate.{name}_trips": source_view(name, s, name in text_ids)
+        for name, s in trips.items()
     }
+    parts = _template()
     union = "\nUNION ALL BY NAME\n".join(f"SELECT * FROM {view}" for view in views)
     views["intermediate.all_trips"] = parts["all_trips"].format(union=union or parts["no_trips"])
     return {name: (_TEMPLATE, "-- materialized: view\n" + sql) for name, sql in views.items()}
 
 
-def _source_view(name: str, source: Source, parts: dict[str, str]) -> str:
+def source_view(name: str, source: Source, text_id: bool = False, where: str = "") -> str:
+    """The SELECT of `intermediate.<name>_trips` from its staging table (`where`: a WHERE
+    clause on that table, or nothing); with `text_id`, its record id is read as staged."""
+    parts = _template()
     staged = _staged_fields(source)
-    id_column = source.columns.get("source_record_id")
-    record_id = quote_identifier("source_record_id") if id_column else "NULL"
-    if id_column is None or id_column.type != "string":
-        record_id = f"CAST({record_id} AS VARCHAR)"
-    if source.key_scope is not None:
-        record_id = parts["scoped_record_id"].format(
-            scope=_literal(source.key_scope), record_id=record_id
-        )
     return parts["view"].format(
-        source_literal=_literal(name),
-        record_id=record_id,
+        source_literal=literal(name),
+        record_id=quote_identifier("_record_id") if text_id else record_id(source),
         measures=_select(_MEASURES, staged),
-        time_precision=_literal(source.time_precision),
-        location_precision=_literal(source.location_precision),
+        time_precision=literal(source.time_precision),
+        location_precision=literal(source.location_precision),
         places=_select(_PLACES, staged),
         excluded_by=_excluded_by(source, parts),
         source=name,
+        where=where,
     )
+
+
+def record_id(source: Source) -> str:
+    """The SQL of a staged row's record id as text (over its staging table's columns)."""
+    id_column = source.columns.get("source_record_id")
+    text = quote_identifier("source_record_id") if id_column else "NULL"
+    if id_column is None or id_column.type != "string":
+        text = f"CAST({text} AS VARCHAR)"
+    if source.key_scope is None:
+        return text
+    return _template()["scoped_record_id"].format(scope=literal(source.key_scope), record_id=text)
 
 
 def _staged_fields(source: Source) -> dict[str, str]:
@@ -252,7 +267,7 @@ def _excluded_by(source: Source, parts: dict[str, str]) -> str:
     if source.latest_version is not None:
         record = [quote_identifier(k) for k in source.key if k != source.latest_version]
         if source.key_scope is not None:
-            record.append(f"regexp_extract(_file, {_literal(source.key_scope)}, 1)")
+            record.append(f"regexp_extract(_file, {literal(source.key_scope)}, 1)")
         cases.append(
             parts["superseded_version"].format(
                 record=", ".join(record), version=quote_identifier(source.latest_version)
@@ -263,7 +278,8 @@ def _excluded_by(source: Source, parts: dict[str, str]) -> str:
     return "CASE\n        " + "\n        ".join(cases) + "\n    END"
 
 
-def _literal(text: str) -> str:
+def literal(text: str) -> str:
+    """A text as a quoted SQL literal."""
     return "'" + text.replace("'", "''") + "'"
 
 
