@@ -96,8 +96,9 @@ def as_view(models: list[sql_models.Model], config: Config) -> list[sql_models.M
         names = ", ".join(sql_models.literal(name) for name in sources)
         stored_sql = parts["stored"].format(model=trips.sql, pass_through=names)
     stored = replace(trips, name=STORED, sql=stored_sql, generated=())
+    text = text_ids(config)
     branches = "".join(
-        "\n" + parts["branch"].format(source_view=_source_view(name, source, config))
+        "\n" + parts["branch"].format(source_view=_source_view(name, source, name in text))
         for name, source in sources.items()
     )
     generated = "".join(f"{expr} AS {column}, " for column, expr in trips.generated)
@@ -113,9 +114,9 @@ def as_view(models: list[sql_models.Model], config: Config) -> list[sql_models.M
     return [*models[:at], stored, view, *models[at + 1 :]]
 
 
-def _source_view(name: str, source: Source, config: Config) -> str:
+def _source_view(name: str, source: Source, text_id: bool) -> str:
     published = "\n" + _parts()["published"]
-    return sql_models.source_view(name, source, name in text_ids(config), where=published)
+    return sql_models.source_view(name, source, text_id, where=published)
 
 
 @cache
