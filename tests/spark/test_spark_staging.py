@@ -1,5 +1,6 @@
-"""Spark's staging (etl.engine.spark.staging) against the DuckDB engine's on the same files: a
-task per file, a large file a task per span of whole lines, and the keys another file holds.
+"""Spark's staging (etl.engine.spark.staging) against the DuckDB engine's on the same files:
+small files sharing a task, a large file a task per span of whole lines, and the keys another
+file holds.
 
 Each test runs the DuckDB engine's `etl run` on a small data root, then Spark's staging of the
 same files straight into DataFrames (through a folder of the test's; the only catalog tables
@@ -19,7 +20,7 @@ import pytest
 from conftest import DEFAULT_CONFIG
 
 from etl.config.load import load_config
-from etl.engine.spark.staging import RowFiles, _schema, _settings, adopt, stage_source
+from etl.engine.spark.staging import RowFiles, _schema, _settings, adopt, pack, stage_source
 from etl.readers import formats
 from etl.run.load import LoadJob, LoadSizes, _staging_work
 from etl.run.pipeline import run
@@ -85,8 +86,9 @@ def small_spans(spark):
 def test_a_task_per_file_and_per_span_stages_what_duckdb_stages(
     spark, sample_data, tmp_path, small_spans
 ):
-    """Courier months without their trailer (a file declaring its row count is one task) are
-    split into spans a task each; a key repeated in a later span of its file is a duplicate;
+    """Courier months without their trailer (a file declaring its row count is one unit) are
+    split into spans, a task each (a 4 KB span costs more than a task holds with the 4 MB
+    Spark counts for opening a file); a key repeated in a later span of its file is a duplicate;
     a file whose later span fails leaves none of its rows. All as the DuckDB run has it."""
     data = tmp_path / "data"
     courier = data / "company" / "courier"
@@ -140,7 +142,8 @@ def test_a_zip_sent_again_under_another_name_is_quarantined_as_duckdb_does(
     spark, sample_data, tmp_path
 ):
     """The second night, the same zip under a second name: its members' rows are duplicates of
-    the first's (duplicate_key, naming the member that holds the key), as in DuckDB's run."""
+    the first's (duplicate_key, naming the member that holds the key), as in DuckDB's run. Its
+    small members share tasks: as many as local[2] has cores, or one more."""
     data = tmp_path / "data"
     (data / "dc_taxi").mkdir(parents=True)
     shutil.copy(sample_data / "dc_taxi" / "taxi_2016.zip", data / "dc_taxi")
@@ -157,7 +160,15 @@ def test_a_zip_sent_again_under_another_name_is_quarantined_as_duckdb_does(
     resent = tmp_path / "resent"
     (resent / "dc_taxi").mkdir(parents=True)
     shutil.move(data / "dc_taxi" / "taxi_2016 (1).zip", resent / "dc_taxi")
-    _, staged = staged_by_spark(spark, DEFAULT_CONFIG, resent, "dc_taxi", second.run_id, held)
+    spark.sparkContext.setJobGroup("spark-resent-test", "small members share tasks")
+    try:
+        trips, staged = staged_by_spark(
+            spark, DEFAULT_CONFIG, resent, "dc_taxi", second.run_id, held
+        )
+    finally:
+        spark.sparkContext.setJobGroup("", "")
+    tasks = tasks_of(spark, "spark-resent-test")[0]
+    assert len(trips) > 10 and tasks in (2, 3), tasks
 
     assert spark_frame(staged.rows).height == 0
     quarantine = (
@@ -211,12 +222,17 @@ def test_the_staged_rows_become_the_tables_by_moving_the_tasks_files(spark, samp
     """The staging table takes the tasks' Parquet files of the staged rows as they are (moved
     into its folder, not written again) and then holds its earlier rows and these; a table
     lacking one of their columns takes nothing (the engine appends to it instead). Those files
-    are stored as Spark stores the table's rows (assert_written_as_spark_writes)."""
+    are stored as Spark stores the table's rows (assert_written_as_spark_writes); the other
+    kinds of rows are a file per task."""
     data = tmp_path / "data"
     (data / "dc_taxi").mkdir(parents=True)
     shutil.copy(sample_data / "dc_taxi" / "taxi_2016.zip", data / "dc_taxi")
     planned = spark.conf.get("spark.sql.optimizer.plannedWrite.enabled")
-    _, staged = staged_by_spark(spark, DEFAULT_CONFIG, data, "dc_taxi", "run-1")
+    trips, staged = staged_by_spark(spark, DEFAULT_CONFIG, data, "dc_taxi", "run-1")
+    # What the table does not take is a file per task and kind: the members' records in as
+    # many files as local[2]'s tasks (2 or 3), not a file each.
+    records = list((tmp_path / "staged_dc_taxi" / "_kind=file").glob("*.parquet"))
+    assert len(trips) > 10 and len(records) in (2, 3), records
     # The tasks' unsorted write changes the session's settings only while it writes.
     assert spark.conf.get("spark.sql.optimizer.plannedWrite.enabled") == planned
     assert spark.conf.get("spark.sql.maxConcurrentOutputFileWriters") == "0"
@@ -261,3 +277,13 @@ def test_a_task_writes_its_rows_where_pyarrow_can_in_the_sessions_codec(tmp_path
     stored = pq.ParquetFile(written).metadata
     assert stored.num_rows == 2 and stored.row_group(0).column(0).compression == "ZSTD"
     assert pq.read_schema(written).names == empty.columns
+
+
+def test_small_units_share_a_task_up_to_its_bytes_and_a_large_one_has_its_own():
+    """`pack`, largest first: a unit costs its bytes and the opening cost; a group takes units
+    while they fit its budget, and a unit larger than the budget is a group alone."""
+    mb = 1 << 20
+    sizes = [30_000] * 6 + [200 * mb, 5 * mb]
+    assert pack(sizes, 128 * mb, 4 * mb) == [[6], [0, 1, 2, 3, 4, 5, 7]]
+    assert pack([10] * 5, 25, 0) == [[0, 1], [2, 3], [4]]
+    assert pack([], 128 * mb, 4 * mb) == []

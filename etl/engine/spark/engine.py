@@ -153,7 +153,7 @@ class SparkEngine:
         yield
 
     def stage_files(self, work: StagingWork) -> list[tuple[FileRecord, dict[str, int]]]:
-        """Each source's files as Spark tasks, a task per file (per span of a large one); rows
+        """Each source's files as Spark tasks (a unit per file, per span of a large one); rows
         appended to the working staging table and quarantine, the file records in the order
         of `work.files`."""
         records: dict[str, tuple[FileRecord, dict[str, int]]] = {}

@@ -1,19 +1,23 @@
-"""Files staged as Spark tasks: a file is the unit of work, a task each.
+"""Files staged as Spark tasks: a file is the unit of work; small ones share a task.
 
 The run hands over a picklable `stage_file` (etl.run.load.FileStager: the readers, the mapping
 and the pandera-polars row checks) and the files. A plain text file larger than the session's
 `spark.sql.files.maxPartitionBytes` is staged as spans of whole lines, cut where the piece
-reader cuts it, a task each (`FileStager.units`); a zip member is one task, since it cannot be
-entered at a byte offset. A DataFrame of one row per unit, one partition each, goes through
-`mapInArrow`: a task stages its unit and yields its staged rows, quarantined rows, record and
-the keys of its rows that were not staged, as rows of one output told apart by `_kind`, written
-once as Parquet in a folder partitioned by kind and unit. The output has exactly the staging
-table's columns, so a unit's staged rows are a Parquet file the staging table can take as it is
-(`adopt`: moved, not written again); the other kinds carry what the table has no column for as
-JSON in `_run_id` (a quarantined row's fields, a record). A staged row is its own key row. The
-task writes its staged rows' file itself, with pyarrow, where the folder's file system allows
-(`RowFiles`), and hands Spark only the small kinds: Spark's write would turn every staged row
-into a JVM row first.
+reader cuts it (`FileStager.units`); a zip member is one unit, since it cannot be entered at a
+byte offset. The units are packed into tasks as Spark packs small files into a read's
+partitions (`_tasks`): a night's hundreds of small files take a few tasks, not one each. A
+DataFrame of one row per task, one partition each, goes through `mapInArrow`: a task stages
+its units one by one and yields, for each, its staged rows, quarantined rows, record and
+the keys of its rows that were not staged, as rows of one output told apart by `_kind`, with
+the staging table's columns and the unit's number. A unit's staged rows are a Parquet file of
+exactly the table's columns (in a folder by kind and unit, `BY_UNIT`), which the staging table
+can take as it is (`adopt`: moved, not written again); the other kinds carry what the table has
+no column for as JSON in `_run_id` (a quarantined row's fields, a record). A staged row is its
+own key row. The task writes its staged rows' file itself, with pyarrow, where the folder's
+file system allows (`RowFiles`), and hands Spark only the small kinds, written a file per task
+and kind: Spark's write would turn every staged row into a JVM row first, and a file per unit
+and kind is hundreds of tiny files a night, each written, committed, listed and opened.
+Where pyarrow cannot write, Spark writes every kind by kind and unit.
 
 Then the keys another file holds are looked up over the source's rows at once (`_marks`), as
 DuckDB's `warehouse/audit/keys_staged_elsewhere.sql` does a batch at a time: a record key is
@@ -61,6 +65,10 @@ CODECS = {"none": "none", "uncompressed": "none", "snappy": "snappy", "gzip": "g
 # A task's output goes to one folder per kind: written by a file writer each, open side by side,
 # instead of Spark's default, which sorts the task's rows by folder first (a planned write):
 # about 20 of 150 CPU seconds on 5 M rows.
+# Under a stage's folder, the staged rows' files by kind and unit (`_kind=staged/_unit=N/`): a
+# unit's are the staging table's to take, the others' not. The name begins with "_", so Spark's
+# read of the stage's folder, which holds the small kinds a file per task and kind, skips it.
+BY_UNIT = "_by_unit"
 UNSORTED_WRITE = {
     "spark.sql.optimizer.plannedWrite.enabled": "false",
     "spark.sql.maxConcurrentOutputFileWriters": "8",
@@ -139,29 +147,71 @@ def _run(
     marks: dict[int, pl.DataFrame],
     out: str,
 ) -> DataFrame:
-    """Stage `units` (by number), one task each, into the folder `out` (replaced), read back;
+    """Stage `units` (by number), packed into tasks, into the folder `out` (replaced), read back;
     `marks`: by unit, the rows whose key another file holds."""
     from pyspark.sql.pandas.types import to_arrow_schema
 
     arrow_schema = to_arrow_schema(spark_schema)
     numbers = sorted(units)
+    packed = _tasks(spark, [_size(units[n]) for n in numbers])
+    tasks = [[numbers[n] for n in task] for task in packed]
     codec = spark.conf.get("spark.sql.parquet.compression.codec")
-    files = RowFiles.at(out, spark_schema, codec)
+    by_unit = f"{out}/{BY_UNIT}"
+    files = RowFiles.at(by_unit, spark_schema, codec)
 
     def stage(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
             for task in batch.column(0).to_pylist():
-                unit = numbers[task]
-                result = stage_file(units[unit], marks.get(unit))
-                yield from _unit_rows(result, arrow_schema, unit, files)
+                for unit in tasks[task]:
+                    result = stage_file(units[unit], marks.get(unit))
+                    yield from _unit_rows(result, arrow_schema, unit, files)
 
     folder, system = _hadoop_path(spark, out)
     system.delete(folder, True)  # replaced: the tasks write into it, then Spark's job commits
-    ids = spark.range(0, len(numbers), 1, numPartitions=max(len(numbers), 1))
+    system.mkdirs(_hadoop_path(spark, by_unit)[0])  # read even if no unit staged a row
+    ids = spark.range(0, len(tasks), 1, numPartitions=max(len(tasks), 1))
     output = ids.mapInArrow(stage, spark_schema).write.mode("append")
     with _settings(spark, UNSORTED_WRITE):
-        output.partitionBy(KIND, UNIT).parquet(out)
-    return spark.read.schema(spark_schema).parquet(out)
+        if files is None:  # the staged rows too: a unit's in a folder of their own
+            output.partitionBy(KIND, UNIT).parquet(by_unit)
+            return spark.read.schema(spark_schema).parquet(by_unit)
+        output.partitionBy(KIND).parquet(out)
+    staged = spark.read.schema(spark_schema).parquet(by_unit)
+    return spark.read.schema(spark_schema).parquet(out).unionByName(staged)
+
+
+def _size(unit: tuple) -> int:
+    """The bytes a unit reads: its span's, else its file's (a zip member's uncompressed)."""
+    ref, _, *span = unit
+    return span[0].end - span[0].start if span else ref.size_bytes
+
+
+def _tasks(spark: SparkSession, sizes: Sequence[int]) -> list[list[int]]:
+    """The units (by place in `sizes`, their bytes) packed into tasks as Spark packs files into
+    a read's partitions (FilePartition): each costs its bytes plus `openCostInBytes`, a task
+    holds up to `maxPartitionBytes`, less when that leaves a core idle (the total over the
+    default parallelism); largest first. A task per unit costs a Python worker's start of the
+    stage function each, which for the many small files of a night outweighs their staging."""
+    most = _conf_bytes(spark, "spark.sql.files.maxPartitionBytes")
+    opening = _conf_bytes(spark, "spark.sql.files.openCostInBytes")
+    total = sum(size + opening for size in sizes)
+    budget = min(most, max(opening, total // max(spark.sparkContext.defaultParallelism, 1)))
+    return pack(sizes, budget, opening)
+
+
+def pack(sizes: Sequence[int], budget: int, opening: int) -> list[list[int]]:
+    """`sizes`' places, largest first, in groups of at most `budget` bytes (a size counts
+    `opening` more) but for a unit alone in its group; each group's places in order."""
+    groups: list[list[int]] = []
+    filled = 0
+    for place in sorted(range(len(sizes)), key=lambda n: -sizes[n]):
+        cost = sizes[place] + opening
+        if not groups or filled + cost > budget:
+            groups.append([])
+            filled = 0
+        groups[-1].append(place)
+        filled += cost
+    return [sorted(group) for group in groups]
 
 
 class RowFiles:
@@ -383,7 +433,8 @@ def _parts(spark: SparkSession, folders: dict[int, str]) -> list[str]:
     that holds its output), on the warehouse's file system."""
     parts = []
     for folder in sorted(set(folders.values())):
-        pattern, system = _hadoop_path(spark, f"{folder}/{KIND}={STAGED}/{UNIT}=*/*.parquet")
+        staged = f"{folder}/{BY_UNIT}/{KIND}={STAGED}/{UNIT}=*/*.parquet"
+        pattern, system = _hadoop_path(spark, staged)
         for status in system.globStatus(pattern) or []:
             unit = int(status.getPath().getParent().getName().removeprefix(f"{UNIT}="))
             if folders.get(unit) == folder:
