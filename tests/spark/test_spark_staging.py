@@ -20,7 +20,15 @@ import pytest
 from conftest import DEFAULT_CONFIG
 
 from etl.config.load import load_config
-from etl.engine.spark.staging import RowFiles, _schema, _settings, adopt, pack, stage_source
+from etl.engine.spark.staging import (
+    RowFiles,
+    _schema,
+    _settings,
+    adopt,
+    pack,
+    plan_tasks,
+    stage_source,
+)
 from etl.readers import formats
 from etl.run.load import LoadJob, LoadSizes, _staging_work
 from etl.run.pipeline import run
@@ -143,7 +151,7 @@ def test_a_zip_sent_again_under_another_name_is_quarantined_as_duckdb_does(
 ):
     """The second night, the same zip under a second name: its members' rows are duplicates of
     the first's (duplicate_key, naming the member that holds the key), as in DuckDB's run. Its
-    small members share tasks: as many as local[2] has cores, or one more."""
+    small members share tasks: as many as local[2] has cores."""
     data = tmp_path / "data"
     (data / "dc_taxi").mkdir(parents=True)
     shutil.copy(sample_data / "dc_taxi" / "taxi_2016.zip", data / "dc_taxi")
@@ -167,8 +175,9 @@ def test_a_zip_sent_again_under_another_name_is_quarantined_as_duckdb_does(
         )
     finally:
         spark.sparkContext.setJobGroup("", "")
+    # Members of ~0.1 MB, each counted 4 MB more (opening a file): two tasks, one a core.
     tasks = tasks_of(spark, "spark-resent-test")[0]
-    assert len(trips) > 10 and tasks in (2, 3), tasks
+    assert len(trips) > 10 and tasks == 2, tasks
 
     assert spark_frame(staged.rows).height == 0
     quarantine = (
@@ -230,9 +239,9 @@ def test_the_staged_rows_become_the_tables_by_moving_the_tasks_files(spark, samp
     planned = spark.conf.get("spark.sql.optimizer.plannedWrite.enabled")
     trips, staged = staged_by_spark(spark, DEFAULT_CONFIG, data, "dc_taxi", "run-1")
     # What the table does not take is a file per task and kind: the members' records in as
-    # many files as local[2]'s tasks (2 or 3), not a file each.
+    # many files as local[2]'s tasks (2), not a file each.
     records = list((tmp_path / "staged_dc_taxi" / "_kind=file").glob("*.parquet"))
-    assert len(trips) > 10 and len(records) in (2, 3), records
+    assert len(trips) > 10 and len(records) == 2, records
     # The tasks' unsorted write changes the session's settings only while it writes.
     assert spark.conf.get("spark.sql.optimizer.plannedWrite.enabled") == planned
     assert spark.conf.get("spark.sql.maxConcurrentOutputFileWriters") == "0"
@@ -279,11 +288,23 @@ def test_a_task_writes_its_rows_where_pyarrow_can_in_the_sessions_codec(tmp_path
     assert pq.read_schema(written).names == empty.columns
 
 
-def test_small_units_share_a_task_up_to_its_bytes_and_a_large_one_has_its_own():
-    """`pack`, largest first: a unit costs its bytes and the opening cost; a group takes units
-    while they fit its budget, and a unit larger than the budget is a group alone."""
+def test_small_units_share_a_task_and_the_tasks_cost_alike():
+    """`pack`: largest first, each unit to the group that costs least so far; a unit that costs
+    as much as the others together has a group of its own."""
+    assert pack([5, 1, 1, 1, 1, 1], 2) == [[0], [1, 2, 3, 4, 5]]
+    assert pack([10] * 5, 2) == [[0, 2, 4], [1, 3]]
+    assert pack([3, 3], 4) == [[0], [1]]
+    assert pack([], 2) == []
+
+
+def test_small_files_share_tasks_a_multiple_of_the_cores_and_large_ones_have_their_own():
+    """Units from 4 MB up (Spark's price of opening a file) are a task each; the small ones
+    share tasks of up to `maxPartitionBytes` or their total over the cores, a multiple of the
+    cores in number."""
     mb = 1 << 20
-    sizes = [30_000] * 6 + [200 * mb, 5 * mb]
-    assert pack(sizes, 128 * mb, 4 * mb) == [[6], [0, 1, 2, 3, 4, 5, 7]]
-    assert pack([10] * 5, 25, 0) == [[0, 1], [2, 3], [4]]
-    assert pack([], 128 * mb, 4 * mb) == []
+    sizes = [50 * mb, *[30_000] * 6, 200 * mb]
+    assert plan_tasks(sizes, 128 * mb, 4 * mb, 2) == [[0], [7], [1, 3, 5], [2, 4, 6]]
+    # 365 small files: 31 of ~4 MB's cost fill 128 MB; 12 tasks, 6 a core.
+    assert [len(t) for t in plan_tasks([30_000] * 365, 128 * mb, 4 * mb, 2)] == [31] * 5 + [30] * 7
+    # Spans cut at a 4 KB maxPartitionBytes: a task each.
+    assert plan_tasks([4096] * 5, 4096, 4 * mb, 2) == [[0], [1], [2], [3], [4]]

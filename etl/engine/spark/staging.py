@@ -4,8 +4,8 @@ The run hands over a picklable `stage_file` (etl.run.load.FileStager: the reader
 and the pandera-polars row checks) and the files. A plain text file larger than the session's
 `spark.sql.files.maxPartitionBytes` is staged as spans of whole lines, cut where the piece
 reader cuts it (`FileStager.units`); a zip member is one unit, since it cannot be entered at a
-byte offset. The units are packed into tasks as Spark packs small files into a read's
-partitions (`_tasks`): a night's hundreds of small files take a few tasks, not one each. A
+byte offset. Small units are packed into tasks of about the bytes Spark gives a read's
+partition of files (`_tasks`): a night's hundreds of small files take a few tasks, not one each. A
 DataFrame of one row per task, one partition each, goes through `mapInArrow`: a task stages
 its units one by one and yields, for each, its staged rows, quarantined rows, record and
 the keys of its rows that were not staged, as rows of one output told apart by `_kind`, with
@@ -32,6 +32,7 @@ unit that failed fails its file, and none of the file's rows stay.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import json
 import uuid
 from collections.abc import Iterator, Sequence
@@ -187,31 +188,40 @@ def _size(unit: tuple) -> int:
 
 
 def _tasks(spark: SparkSession, sizes: Sequence[int]) -> list[list[int]]:
-    """The units (by place in `sizes`, their bytes) packed into tasks as Spark packs files into
-    a read's partitions (FilePartition): each costs its bytes plus `openCostInBytes`, a task
-    holds up to `maxPartitionBytes`, less when that leaves a core idle (the total over the
-    default parallelism); largest first. A task per unit costs a Python worker's start of the
-    stage function each, which for the many small files of a night outweighs their staging."""
+    """The units (by place in `sizes`, their bytes) as tasks: a task each for those of at least
+    `openCostInBytes` (Spark's price of opening a file); the smaller ones packed, sized as Spark
+    sizes a read's partitions of files (FilePartition): a unit costs its bytes plus that price,
+    a task up to `maxPartitionBytes`, less when that would leave a core idle. A task per small
+    unit costs a Python worker's start of the stage function each, which for the hundreds of
+    small files of a night outweighs their staging; large units, a task each, keep the cores
+    evenly busy. Small units take a multiple of the cores' tasks, filled evenly (`pack`)."""
     most = _conf_bytes(spark, "spark.sql.files.maxPartitionBytes")
     opening = _conf_bytes(spark, "spark.sql.files.openCostInBytes")
-    total = sum(size + opening for size in sizes)
-    budget = min(most, max(opening, total // max(spark.sparkContext.defaultParallelism, 1)))
-    return pack(sizes, budget, opening)
+    return plan_tasks(sizes, most, opening, spark.sparkContext.defaultParallelism)
 
 
-def pack(sizes: Sequence[int], budget: int, opening: int) -> list[list[int]]:
-    """`sizes`' places, largest first, in groups of at most `budget` bytes (a size counts
-    `opening` more) but for a unit alone in its group; each group's places in order."""
-    groups: list[list[int]] = []
-    filled = 0
-    for place in sorted(range(len(sizes)), key=lambda n: -sizes[n]):
-        cost = sizes[place] + opening
-        if not groups or filled + cost > budget:
-            groups.append([])
-            filled = 0
-        groups[-1].append(place)
-        filled += cost
-    return [sorted(group) for group in groups]
+def plan_tasks(sizes: Sequence[int], most: int, opening: int, cores: int) -> list[list[int]]:
+    """`_tasks` given the session's settings and its default parallelism (`cores`)."""
+    cores = max(cores, 1)
+    small = [n for n, size in enumerate(sizes) if size < opening]
+    costs = [sizes[n] + opening for n in small]
+    budget = max(min(most, max(opening, -(-sum(costs) // cores))), 1)  # rounded up
+    count = -(-sum(costs) // budget)  # tasks of at most `budget`, rounded up
+    packed = pack(costs, min(-(-count // cores) * cores, len(costs)))
+    alone = [[n] for n, size in enumerate(sizes) if size >= opening]
+    return alone + [[small[n] for n in group] for group in packed]
+
+
+def pack(costs: Sequence[int], count: int) -> list[list[int]]:
+    """`costs`' places in `count` groups (at most) of even cost: each, largest first, to the
+    group that costs least so far; each group's places in order."""
+    groups: list[list[int]] = [[] for _ in range(count)]
+    loads = [(0, group) for group in range(count)]  # a heap: the cheapest group first
+    for place in sorted(range(len(costs)), key=lambda n: -costs[n]):
+        load, group = heapq.heappop(loads)
+        groups[group].append(place)
+        heapq.heappush(loads, (load + costs[place], group))
+    return [sorted(group) for group in groups if group]
 
 
 class RowFiles:
