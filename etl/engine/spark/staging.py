@@ -63,13 +63,17 @@ Records = list[tuple[FileRecord, dict[str, int]]]
 # LZ4_RAW); not Hadoop's framed lz4, nor lzo.
 CODECS = {"none": "none", "uncompressed": "none", "snappy": "snappy", "gzip": "gzip",
           "brotli": "brotli", "zstd": "zstd", "lz4_raw": "lz4"}  # fmt: skip
-# A task's output goes to one folder per kind: written by a file writer each, open side by side,
-# instead of Spark's default, which sorts the task's rows by folder first (a planned write):
-# about 20 of 150 CPU seconds on 5 M rows.
 # Under a stage's folder, the staged rows' files by kind and unit (`_kind=staged/_unit=N/`): a
 # unit's are the staging table's to take, the others' not. The name begins with "_", so Spark's
 # read of the stage's folder, which holds the small kinds a file per task and kind, skips it.
 BY_UNIT = "_by_unit"
+# The folders of the units' staged rows, one a unit, are listed by the driver, not by a Spark
+# job of a task per folder (Spark's way past 32 folders): hundreds of tasks, each a scheduling
+# round trip, to list what a local or HDFS listing returns in milliseconds.
+LISTED_HERE = {"spark.sql.sources.parallelPartitionDiscovery.threshold": str(2**31 - 1)}
+# A task's output goes to one folder per kind: written by a file writer each, open side by side,
+# instead of Spark's default, which sorts the task's rows by folder first (a planned write):
+# about 20 of 150 CPU seconds on 5 M rows.
 UNSORTED_WRITE = {
     "spark.sql.optimizer.plannedWrite.enabled": "false",
     "spark.sql.maxConcurrentOutputFileWriters": "8",
@@ -175,9 +179,12 @@ def _run(
     with _settings(spark, UNSORTED_WRITE):
         if files is None:  # the staged rows too: a unit's in a folder of their own
             output.partitionBy(KIND, UNIT).parquet(by_unit)
-            return spark.read.schema(spark_schema).parquet(by_unit)
-        output.partitionBy(KIND).parquet(out)
-    staged = spark.read.schema(spark_schema).parquet(by_unit)
+        else:
+            output.partitionBy(KIND).parquet(out)
+    with _settings(spark, LISTED_HERE):
+        staged = spark.read.schema(spark_schema).parquet(by_unit)
+    if files is None:
+        return staged
     return spark.read.schema(spark_schema).parquet(out).unionByName(staged)
 
 
