@@ -22,6 +22,7 @@ import duckdb
 from etl.config.spec import Config
 from etl.paths import WAREHOUSE_DIR
 from etl.quality.batch import SKIPPED_EMPTY_BATCH, CheckResult, Suite, load_suite
+from etl.quality.gx_import import import_great_expectations
 
 AUDIT_SQL = WAREHOUSE_DIR / "audit"
 ROW_COUNT_BAND = (0.25, 4.0)
@@ -83,7 +84,7 @@ def _import_great_expectations() -> None:
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, IMPORT_SWITCH_INTERVAL_S))
     try:
-        importlib.import_module("great_expectations")
+        import_great_expectations()
     except Exception:  # the audit imports it again, and reports what fails
         pass
     finally:
