@@ -10,8 +10,6 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import sys
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,11 +20,9 @@ import duckdb
 from etl.config.spec import Config
 from etl.paths import WAREHOUSE_DIR
 from etl.quality.batch import SKIPPED_EMPTY_BATCH, CheckResult, Suite, load_suite
-from etl.quality.gx_import import import_great_expectations
 
 AUDIT_SQL = WAREHOUSE_DIR / "audit"
 ROW_COUNT_BAND = (0.25, 4.0)
-IMPORT_SWITCH_INTERVAL_S = 0.0005  # see _import_great_expectations
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 # The audit of each Great Expectations datasource an engine validates on (`SuiteAudit.run`).
 AUDITS = {"duckdb": "etl.quality.audit", "spark": "etl.quality.gx_spark"}
@@ -64,31 +60,6 @@ class SuiteAudit:
     def rows(self, checks: Sequence[SourceCheck]) -> list[tuple]:
         """The `quality.checks` rows of the checks, in its column order."""
         return check_rows(self.run_id, checks)
-
-
-def preload_great_expectations(config: Config) -> None:
-    """Import Great Expectations in a background thread while the files load.
-
-    The import costs 3-7 s of one core; loading is mostly polars and DuckDB work that releases
-    the GIL, so the import overlaps with it instead of adding to the run's wall time.
-    """
-    if any(source.suite for source in config.sources.values()):
-        threading.Thread(target=_import_great_expectations, daemon=True).start()
-
-
-def _import_great_expectations() -> None:
-    # An import is Python code that holds the GIL. The loading threads need it only briefly,
-    # between native calls, but each time they wait up to a whole switch interval (5 ms) for
-    # the importer to let go: asking for it every 0.5 ms while the import runs took 1.3-2 s
-    # off a 5 M-row run with checks.
-    previous = sys.getswitchinterval()
-    sys.setswitchinterval(min(previous, IMPORT_SWITCH_INTERVAL_S))
-    try:
-        import_great_expectations()
-    except Exception:  # the audit imports it again, and reports what fails
-        pass
-    finally:
-        sys.setswitchinterval(previous)
 
 
 def audit_run(
