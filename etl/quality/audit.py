@@ -89,7 +89,8 @@ def _run_suite(
 ) -> list[CheckResult]:
     from etl.quality.batch import run_suite  # imports Great Expectations: only when needed
 
-    has_rows = bool(con.execute(f"SELECT count(*) FROM {relation}").fetchall()[0][0])
+    # EXISTS stops at the first row; a count(*) scanned the whole batch (0.15 CPU s at 5 M).
+    has_rows = bool(con.execute(f"SELECT EXISTS (FROM {relation})").fetchall()[0][0])
     return suite_results(suite, has_rows, lambda run: run_suite(con, relation, run, params))
 
 
