@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import statistics
+import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 
 from dfhv import member_text, trip, write_zip
 from typer.testing import CliRunner
 
 from etl.cli.main import app
-from etl.quality import audit
+from etl.quality import preload
 
 MEMBER = "dc_taxi/taxi_2016.zip!taxi_2016_01.txt"
 
@@ -211,12 +213,34 @@ def test_run_summary_and_quarantine_are_queryable_by_reason(wh):
     assert out.output.splitlines() == ["n", "2"]
 
 
-def test_the_background_import_gives_back_the_switch_interval_it_lowered(monkeypatch):
+def test_the_background_import_gives_back_the_switch_interval_it_lowered():
     seen = []
-    monkeypatch.setattr(
-        audit.importlib, "import_module", lambda name: seen.append((name, sys.getswitchinterval()))
-    )
     before = sys.getswitchinterval()
-    audit._import_great_expectations()
-    assert seen == [("great_expectations", audit.IMPORT_SWITCH_INTERVAL_S)]
+    preload.import_in_background([lambda: seen.append(sys.getswitchinterval())] * 2)
+    assert seen == [preload.IMPORT_SWITCH_INTERVAL_S] * 2
     assert sys.getswitchinterval() == before
+
+
+# A fresh interpreter: this one may have imported pandera or Great Expectations already.
+PRELOAD = """
+import sys
+from pathlib import Path
+from etl.config.load import load_config
+from etl.quality.preload import preload_checks
+config = load_config(Path(sys.argv[1]))
+preload_checks(config, rows_here=sys.argv[2] == "yes").join()
+print(*(name in sys.modules for name in ("pandera", "great_expectations")))
+"""
+
+
+def test_the_row_checks_and_suites_libraries_are_imported_before_the_rows_come():
+    config = str(Path(preload.__file__).parents[2] / "sources.yaml")
+    found = [
+        subprocess.run(
+            [sys.executable, "-c", PRELOAD, config, rows_here],
+            capture_output=True, text=True, check=True, timeout=300,
+        ).stdout.split()
+        for rows_here in ("yes", "no")
+    ]  # fmt: skip
+    # pandera only where the rows are checked: an engine's workers import it themselves.
+    assert found == [["True", "True"], ["False", "True"]]

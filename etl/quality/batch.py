@@ -332,7 +332,9 @@ def skip_without_params(
 def build_gx_suite(suite: Suite, to_run: list[tuple[int, SuiteExpectation, dict]]) -> Any:
     """The GX suite of the expectations `to_run`, each tagged with its index in `suite`.
     Raises ValueError for a configuration GX refuses."""
-    import great_expectations as gx
+    from etl.quality.gx_import import import_great_expectations
+
+    gx = import_great_expectations()
     from great_expectations.expectations.expectation_configuration import (
         ExpectationConfiguration,
     )

@@ -152,7 +152,9 @@ def batch_view_sql(relation: str, derived: Mapping[str, str]) -> str:
 def new_context() -> AbstractDataContext:
     """An ephemeral GX context: in-memory stores, no progress bars, nothing written to disk."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    import great_expectations as gx
+    from etl.quality.gx_import import import_great_expectations
+
+    gx = import_great_expectations()
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,

@@ -23,7 +23,7 @@ from etl.engine.base import Engine
 from etl.engine.duckdb.engine import DuckDBEngine
 from etl.errors import EXIT_INTERNAL, ConfigError, EtlError, SourceError
 from etl.paths import project_models
-from etl.quality.audit import preload_great_expectations
+from etl.quality.preload import preload_checks
 from etl.readers import formats
 from etl.run import ledger, plan
 from etl.run.ledger import FileOutcome, RunResult, RunSoFar
@@ -107,7 +107,7 @@ def _plan_load_publish(
     for broken in planned.broken:
         reporter.log(f"{broken.path}: FAILED: {broken.reason}")
     if planned.to_load:
-        preload_great_expectations(job.config)
+        preload_checks(job.config, rows_here=isinstance(engine, DuckDBEngine))
     reporter.start(len(planned.to_load))
     loaded = load(engine, planned.to_load, job, reporter)
     so_far = RunSoFar(job.run_id, planned.broken + loaded.outcomes, planned.skipped)
