@@ -380,9 +380,8 @@ def test_a_permanent_table_named_like_a_work_table_is_untouched(
     assert con.execute("SELECT keep_me FROM main._match_candidates").fetchall() == [(42,)]
 
 
-def test_candidates_use_a_hash_band_join_not_a_cross_join(
-    con: duckdb.DuckDBPyConnection,
-) -> None:
+def explain_candidates(con: duckdb.DuckDBPyConnection, explain: str) -> str:
+    """DuckDB's plan of the candidates statement over two empty trip tables."""
     load(con, "staging.dispatch", [])
     load(con, "staging.courier", [])
     statements = _statements()
@@ -393,7 +392,13 @@ def test_candidates_use_a_hash_band_join_not_a_cross_join(
         "max_time_gap_s": 120.0,
         "max_distance_m": 100.0,
     }
-    plan = con.execute("EXPLAIN " + statements["candidates"], params).fetchall()[0][1]
+    return con.execute(f"{explain} {statements['candidates']}", params).fetchall()[0][1]
+
+
+def test_candidates_use_a_hash_band_join_not_a_cross_join(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    plan = explain_candidates(con, "EXPLAIN")
     assert "Hash Join" in plan
     assert "bucket = bucket" in plan
     for slow in ("Cross Product", "Nested Loop", "Blockwise", "Piecewise"):
@@ -406,18 +411,7 @@ def test_the_join_tests_time_and_latitude_before_any_haversine(
     """The trigonometry runs on the pairs that pass the cheap tests only: in the join's own
     conditions DuckDB ran it first, on every pair of a bucket (5.6 against 3.3 CPU s at
     1 M trips a side)."""
-    load(con, "staging.dispatch", [])
-    load(con, "staging.courier", [])
-    statements = _statements()
-    con.execute(statements["haversine_macro"])
-    params = {
-        "left_table": "staging.dispatch",
-        "right_table": "staging.courier",
-        "max_time_gap_s": 120.0,
-        "max_distance_m": 100.0,
-    }
-    plan = con.execute("EXPLAIN (FORMAT JSON) " + statements["candidates"], params)
-    nodes = json.loads(plan.fetchall()[0][1])
+    nodes = json.loads(explain_candidates(con, "EXPLAIN (FORMAT JSON)"))
     joins = []
     while nodes:
         node = nodes.pop()
