@@ -77,30 +77,3 @@ def test_a_warehouse_from_before_mtime_ns_gets_the_column_and_keeps_its_rows(tmp
             ).fetchall()
         ]
     assert columns[-1] == "mtime_ns"
-
-
-def test_batches_appended_one_after_another_fill_whole_row_groups(tmp_path):
-    """A load appends a staging table batch by batch; its row groups end up full (but the
-    last), in the rows' order, as in a table built in one go: a part-filled row group a
-    batch made every scan of it slower."""
-    import duckdb
-    import polars as pl
-
-    batch, batches = 200_000, 3  # a batch larger than a row group, as a DC taxi month
-    path = tmp_path / "w.duckdb"
-    with warehouse.connect(path) as con:
-        for start in range(0, batch * batches, batch):
-            ids = pl.int_range(start, start + batch, dtype=pl.Int64, eager=True)
-            warehouse.append(con, "staging.rows", pl.DataFrame({"id": ids, "text": ids.cast(str)}))
-    with duckdb.connect(str(path), read_only=True) as con:
-        groups = con.execute(
-            "SELECT row_group_id, max(count) FROM pragma_storage_info('staging.rows') "
-            "GROUP BY ALL ORDER BY row_group_id"
-        ).fetchall()
-        in_order = con.execute(
-            "SELECT bool_and(id = rowid) AND count(*) = $n FROM staging.rows",
-            {"n": batch * batches},
-        ).fetchone()[0]
-    full = warehouse.ROW_GROUP_ROWS
-    assert [rows for _, rows in groups] == [full] * 4 + [batch * batches - 4 * full]
-    assert in_order

@@ -144,29 +144,7 @@ def append(
         for column, column_type, *_ in incoming:
             if column not in existing:
                 con.execute(f'ALTER TABLE {table} ADD COLUMN "{column}" {column_type}')
-    _insert_filling_row_groups(con, table, frame)
-
-
-#: Rows in a full row group: DuckDB's default, which the warehouse is created with.
-ROW_GROUP_ROWS = 122_880
-
-
-def _insert_filling_row_groups(
-    con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
-) -> None:
-    """Append the rows so that the table's row groups end up full, as if built in one go.
-
-    DuckDB writes a large INSERT as row groups of its own, the last one part-filled, and the
-    next INSERT starts a new one: a load appending batch after batch left a part-filled row
-    group a batch (48 where 41 do at 5 M DC taxi rows), and scans of the table ~7% slower. So
-    the rows that complete the table's last row group go first, in an INSERT of their own;
-    DuckDB's checkpoint then merges that small row group into the part-filled one before it.
-    """
-    fill = -con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0] % ROW_GROUP_ROWS
-    parts = [frame.slice(0, fill), frame.slice(fill)] if 0 < fill < frame.height else [frame]
-    for part in parts:
-        with registered(con, "_incoming", part):
-            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _incoming")
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
