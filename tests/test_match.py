@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from collections.abc import Iterable
@@ -379,9 +380,8 @@ def test_a_permanent_table_named_like_a_work_table_is_untouched(
     assert con.execute("SELECT keep_me FROM main._match_candidates").fetchall() == [(42,)]
 
 
-def test_candidates_use_a_hash_band_join_not_a_cross_join(
-    con: duckdb.DuckDBPyConnection,
-) -> None:
+def explain_candidates(con: duckdb.DuckDBPyConnection, explain: str) -> str:
+    """DuckDB's plan of the candidates statement over two empty trip tables."""
     load(con, "staging.dispatch", [])
     load(con, "staging.courier", [])
     statements = _statements()
@@ -392,11 +392,35 @@ def test_candidates_use_a_hash_band_join_not_a_cross_join(
         "max_time_gap_s": 120.0,
         "max_distance_m": 100.0,
     }
-    plan = con.execute("EXPLAIN " + statements["candidates"], params).fetchall()[0][1]
+    return con.execute(f"{explain} {statements['candidates']}", params).fetchall()[0][1]
+
+
+def test_candidates_use_a_hash_band_join_not_a_cross_join(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    plan = explain_candidates(con, "EXPLAIN")
     assert "Hash Join" in plan
     assert "bucket = bucket" in plan
     for slow in ("Cross Product", "Nested Loop", "Blockwise", "Piecewise"):
         assert slow not in plan
+
+
+def test_the_join_tests_time_and_latitude_before_any_haversine(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """The trigonometry runs on the pairs that pass the cheap tests only: in the join's own
+    conditions DuckDB ran it first, on every pair of a bucket (5.6 against 3.3 CPU s at
+    1 M trips a side)."""
+    nodes = json.loads(explain_candidates(con, "EXPLAIN (FORMAT JSON)"))
+    joins = []
+    while nodes:
+        node = nodes.pop()
+        nodes.extend(node.get("children", []))
+        if node["name"] == "HASH_JOIN":
+            joins.append(" ".join(node["extra_info"]["Conditions"]))
+    assert len(joins) == 1
+    assert "abs((t - t)) <= 120.0" in joins[0]
+    assert "asin" not in joins[0]
 
 
 @pytest.mark.parametrize(

@@ -70,14 +70,14 @@ left_banded AS (
         SELECT *, floor(t / $max_time_gap_s)::BIGINT AS own_bucket FROM left_trips
     )
 ),
-pairs AS (
+-- The cheap, exact tests first, in a MATERIALIZED CTE: left to itself, DuckDB pushes the
+-- haversine tests of `pairs` into the join and evaluates them on every pair of a bucket before
+-- the time and latitude tests (5.4 against 1.9 CPU s at 1 M trips a side).
+near AS MATERIALIZED (
     SELECT
-        l.id AS left_id,
-        r.id AS right_id,
-        abs(r.t - l.t) AS time_gap_s,
-        r.t - l.t AS time_offset_s,
-        _match_haversine_m(l.p_lat, l.p_lon, r.p_lat, r.p_lon) AS pickup_gap_m,
-        _match_haversine_m(l.d_lat, l.d_lon, r.d_lat, r.d_lon) AS dropoff_gap_m
+        l.id AS left_id, r.id AS right_id, l.t AS l_t, r.t AS r_t,
+        l.p_lat AS l_p_lat, l.p_lon AS l_p_lon, l.d_lat AS l_d_lat, l.d_lon AS l_d_lon,
+        r.p_lat AS r_p_lat, r.p_lon AS r_p_lon, r.d_lat AS r_d_lat, r.d_lon AS r_d_lon
     FROM left_banded AS l
     JOIN right_trips AS r ON r.bucket = l.bucket
     WHERE abs(r.t - l.t) <= $max_time_gap_s
@@ -87,6 +87,16 @@ pairs AS (
       -- pass the haversine test below. It removes most time-only neighbours for free.
       AND abs(r.p_lat - l.p_lat) <= degrees($max_distance_m / 6371008.8) * (1 + 1e-9)
       AND abs(r.d_lat - l.d_lat) <= degrees($max_distance_m / 6371008.8) * (1 + 1e-9)
+),
+pairs AS (
+    SELECT
+        left_id,
+        right_id,
+        abs(r_t - l_t) AS time_gap_s,
+        r_t - l_t AS time_offset_s,
+        _match_haversine_m(l_p_lat, l_p_lon, r_p_lat, r_p_lon) AS pickup_gap_m,
+        _match_haversine_m(l_d_lat, l_d_lon, r_d_lat, r_d_lon) AS dropoff_gap_m
+    FROM near
 )
 SELECT
     left_id,
