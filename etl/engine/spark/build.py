@@ -6,8 +6,8 @@
 3. cross-silo matching (etl.engine.spark.match, from the Spark twin of match_trips.sql) as
    `intermediate.trip_matches`, and the pairs appended to `quality.matches`;
 4. the curated models, each transpiled or from its Spark twin under warehouse/spark/;
-5. the control totals, reconciled as for DuckDB (ReconciliationError) before they are
-   appended to `quality.control_totals`.
+5. the control totals, from the Spark twin of control_totals.sql, reconciled as for DuckDB
+   (ReconciliationError) before they are appended to `quality.control_totals`.
 
 Every table is named by its schema in the DuckDB warehouse (`curated.trips`); `databases` maps
 a schema to the Spark database that holds it, so that the engine can build a run's tables
