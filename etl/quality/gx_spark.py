@@ -126,23 +126,26 @@ def audit_run(
     `staging`, with the row-count band from the manifest in `quality`: the results, as
     `etl.quality.audit.audit_run` gives them on DuckDB."""
     checks: list[SourceCheck] = []
-    for name, source in config.sources.items():
-        if not source.suite or not files_loaded.get(name):
-            continue
+    suited = {n: s for n, s in config.sources.items() if s.suite and files_loaded.get(n)}
+    bands = row_count_params(spark, run_id, {n: files_loaded[n] for n in suited}, quality)
+    for name, source in suited.items():
         suite = load_suite(config_dir / source.suite)
         frame = batch_frame(spark, name, source.key, run_id, staging)
-        params = row_count_params(spark, name, run_id, files_loaded[name], quality)
-        run = partial(run_suite, frame, params=params)
+        run = partial(run_suite, frame, params=bands[name])
         results = suite_results(suite, not frame.isEmpty(), run)
         checks.extend(SourceCheck(name, r) for r in results)
     return checks
 
 
 def row_count_params(
-    spark: SparkSession, source: str, run_id: str, files: int, quality: str = "quality"
-) -> dict[str, float]:
-    """The row-count band of a batch of `files` files, from the files earlier runs loaded
-    (the manifest in the schema `quality`); none without history."""
+    spark: SparkSession, run_id: str, files: Mapping[str, int], quality: str = "quality"
+) -> dict[str, dict[str, float]]:
+    """The row-count band of each source's batch of `files[source]` files, from the files
+    earlier runs loaded (the manifest in the schema `quality`; one query for all sources);
+    none without history."""
     sql = (SPARK_AUDIT_SQL / "row_count_history.sql").read_text().format(schema=quote(quality))
-    rows_per_file, history = spark.sql(sql, args={"source": source, "run_id": run_id}).first()
-    return row_count_band(rows_per_file, history, files)
+    history = {row.source: row for row in spark.sql(sql, args={"run_id": run_id}).collect()}
+    return {
+        name: row_count_band(*history[name][1:], n) if name in history else {}
+        for name, n in files.items()
+    }

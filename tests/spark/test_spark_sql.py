@@ -167,9 +167,11 @@ def test_the_matching_twin_finds_duckdbs_pairs_scores_and_rounds(spark) -> None:
     for name in ("dispatch", "courier"):
         arrow = con.table(f"staging.{name}").to_arrow_table()
         spark.createDataFrame(arrow).createOrReplaceTempView(f"_test_{name}")
-    got = pl.from_arrow(match_trips(spark, "_test_dispatch", "_test_courier").toArrow())
+    pairs, found = match_trips(spark, "_test_dispatch", "_test_courier")
+    got = pl.from_arrow(pairs.toArrow())
     assert expected["round"].max() > 1
     assert_same(got.select(RESULT_COLUMNS), expected, ["left_id"])
+    assert found == expected.height  # counted as the rounds were computed
 
 
 def normalised(frame: pl.DataFrame) -> pl.DataFrame:

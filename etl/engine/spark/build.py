@@ -6,8 +6,8 @@
 3. cross-silo matching (etl.engine.spark.match, from the Spark twin of match_trips.sql) as
    `intermediate.trip_matches`, and the pairs appended to `quality.matches`;
 4. the curated models, each transpiled or from its Spark twin under warehouse/spark/;
-5. the control totals, reconciled as for DuckDB (ReconciliationError) before they are
-   appended to `quality.control_totals`.
+5. the control totals, from the Spark twin of control_totals.sql, reconciled as for DuckDB
+   (ReconciliationError) before they are appended to `quality.control_totals`.
 
 Every table is named by its schema in the DuckDB warehouse (`curated.trips`); `databases` maps
 a schema to the Spark database that holds it, so that the engine can build a run's tables
@@ -33,7 +33,7 @@ from etl.engine.duckdb.match import MatchTolerance
 from etl.engine.duckdb.sql_models import Model
 from etl.engine.spark import sql
 from etl.engine.spark.catalog import list_tables
-from etl.engine.spark.match import match_trips, statements
+from etl.engine.spark.match import checkpoint, match_trips, statements
 from etl.errors import SqlModelError
 from etl.paths import DDL_DIR, WAREHOUSE_DIR
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 TRIP_MATCHES = "intermediate.trip_matches"
 MANIFEST = "quality.manifest"
+CONTROL_TOTALS = sql.SPARK_DIR / "audit" / "control_totals.sql"
 # The table property of a view that holds a checksum of the SQL it was made of.
 SIGNATURE = "etl.sql_sha"
 
@@ -237,32 +238,35 @@ def _write_matches(where: Tables, config: Config, run_id: str) -> int:
     )
     total = 0
     for match in config.integrate.matches:
-        pairs = _match_pair(where, match, trip_matches)
-        trip_matches = trip_matches.unionByName(_kept_and_dropped(pairs, match)).localCheckpoint()
+        pairs, found = _match_pair(where, match, trip_matches)
+        # A union of checkpointed rounds: cheap to read again, no checkpoint (a job) needed.
+        trip_matches = trip_matches.unionByName(_kept_and_dropped(pairs, match))
         where.write(_quality_rows(pairs, match, run_id), "quality.matches", mode="append")
-        total += pairs.count()
-    for _ in config.integrate.matches:  # a chain of keepers is at most as long as the pairs
+        total += found
+    # A record is dropped by one pair at most, and its keeper only by a later pair: a chain of
+    # keepers takes one step a repoint, at most one fewer than the pairs.
+    for _ in config.integrate.matches[1:]:
         trip_matches.createOrReplaceTempView("_match_trip_matches")
-        repointed = spark.sql(statements()["repoint"]).localCheckpoint()
+        repointed, changed = checkpoint(spark.sql(statements()["repoint"]), "repointed")
         trip_matches = repointed.drop("repointed")
-        if not repointed.filter("repointed").count():
+        if not changed:
             break
     where.write(trip_matches, TRIP_MATCHES)
     spark.catalog.dropTempView("_match_trip_matches")
     return total
 
 
-def _match_pair(where: Tables, match: Match, trip_matches: DataFrame) -> DataFrame:
+def _match_pair(where: Tables, match: Match, trip_matches: DataFrame) -> tuple[DataFrame, int]:
     trip_matches.createOrReplaceTempView("_match_dropped")
     for side, source in (("left", match.left), ("right", match.right)):
         args = {"all_trips": where.name("intermediate.all_trips"), "source": source}
         rows = where.spark.sql(statements()["side"], args=args)
         rows.createOrReplaceTempView(f"_match_{side}")
     tolerance = MatchTolerance(match.max_time_gap_s, match.max_distance_m)
-    pairs = match_trips(where.spark, "_match_left", "_match_right", tolerance)
+    found = match_trips(where.spark, "_match_left", "_match_right", tolerance)
     for view in ("_match_dropped", "_match_left", "_match_right"):
         where.spark.catalog.dropTempView(view)
-    return pairs
+    return found
 
 
 def _kept_and_dropped(pairs: DataFrame, match: Match) -> DataFrame:
@@ -296,11 +300,12 @@ def _quality_rows(pairs: DataFrame, match: Match, run_id: str) -> DataFrame:
 
 
 def control_totals(where: Tables, run_id: str) -> pl.DataFrame:
-    """The control totals of this run from warehouse/audit/control_totals.sql, transpiled;
-    appended to quality.control_totals when they reconcile."""
+    """The control totals of this run from the Spark twin of warehouse/audit/control_totals.sql
+    (one aggregate: a few Spark jobs, not one per step); appended to quality.control_totals
+    when they reconcile."""
     where.view(where.name(MANIFEST), where.to_spark(manifest_view()))
-    text = (WAREHOUSE_DIR / "audit" / "control_totals.sql").read_text()
-    totals = pl.from_arrow(where.query(text).toArrow()).select(
+    text = sql.rename_databases(CONTROL_TOTALS.read_text(), where.databases)
+    totals = pl.from_arrow(where.spark.sql(text).toArrow()).select(
         pl.lit(run_id).alias("run_id"), pl.all()
     )
     reconcile(totals)

@@ -84,6 +84,9 @@ class SparkEngine:
     def __init__(self, spark: SparkSession, reader: Path, models_dir: Path, config: Config):
         self.spark, self.reader, self.owns_session = spark, reader, False
         self.run_id = ""  # from start_run
+        # The ledger's tables (runs, files) as this engine last read or wrote them: each read
+        # of a table is then one Spark job a run, not one a change. Forgotten by a restore.
+        self._ledger: dict[str, pl.DataFrame] = {}
         # Parquet timestamps as instants in microseconds, which DuckDB reads as TIMESTAMPTZ.
         spark.conf.set("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
         self.catalog = Catalog(spark)
@@ -105,7 +108,7 @@ class SparkEngine:
             self._create_ledger()  # a kill between a table's drop and its rename lost it
             working = self._read(RUNS)
             before = self._version(published, RUNS, working)
-            self.catalog.restore()
+            self._restore()
             self._create_ledger()
             self._write(RUNS, pl.concat([self._read(RUNS), ledger.crashed(working, before)]))
             self._commit([RUNS])
@@ -225,7 +228,7 @@ class SparkEngine:
     ) -> None:
         """Every working table back as published, but for this run's own record, rejected rows
         and checks; then the run recorded, unpublished."""
-        self.catalog.restore(record.run_id, KEPT_ON_WITHDRAW)
+        self._restore(record.run_id, KEPT_ON_WITHDRAW)
         self._create_ledger()
         self._write(RUNS, ledger.updated(self._read(RUNS), record.run_id, published=False))
         if totals is not None:
@@ -311,14 +314,23 @@ class SparkEngine:
             return like.clear()
         return pl.from_arrow(self.spark.table(published[name][0]).toArrow())
 
+    def _restore(self, *args: Any) -> None:
+        """The working tables back as published (Catalog.restore): the ledger read again."""
+        self.catalog.restore(*args)
+        self._ledger.clear()
+
     def _read(self, table: str) -> pl.DataFrame:
-        return pl.from_arrow(self.spark.table(table).toArrow())
+        """A ledger table's rows: read once, then as this engine wrote them."""
+        if table not in self._ledger:
+            self._ledger[table] = pl.from_arrow(self.spark.table(table).toArrow())
+        return self._ledger[table]
 
     def _write(self, table: str, frame: pl.DataFrame) -> None:
         """A ledger table holds `frame` from now on (its files overwritten in place: a dirty
         run's working tables are restored from what is published)."""
         schema = self.spark.table(table).schema
         self.catalog.overwrite(table, self._frame(frame, schema))
+        self._ledger[table] = frame
 
     def _frame(self, frame: pl.DataFrame, schema: Any = None) -> DataFrame:
         """A polars frame as a Spark DataFrame (of `schema`, when given)."""
