@@ -406,8 +406,8 @@ def median_of(rounds: list[list[Measurement]]) -> list[Measurement]:
     return [
         Measurement(
             name=runs[0].name,
-            wall_s=statistics.median(m.wall_s for m in runs),
-            cpu_s=statistics.median(m.cpu_s for m in runs),
+            wall_s=round(statistics.median(m.wall_s for m in runs), 3),
+            cpu_s=round(statistics.median(m.cpu_s for m in runs), 3),
             peak_rss_mb=max(m.peak_rss_mb for m in runs),
             exit_code=max(m.exit_code for m in runs),
         )
