@@ -157,3 +157,43 @@ def test_a_wrong_unit_month_fails_the_audit_on_spark_and_publishes_nothing(
     assert rows(
         spark_run, "SELECT status FROM quality.files WHERE path LIKE '%taxi_2017_02.txt'"
     ) == [("audit_failed",)]
+
+
+def test_the_ledger_kept_between_reads_is_the_ledger_read_again(spark, spark_run) -> None:
+    """The engine keeps what it wrote of `quality.runs` and `quality.files` instead of reading
+    them again: that frame must be what a fresh read of the table gives, in types and values
+    (NULLs and timestamps included). A new run's row and a new file's row are written to the
+    sample's working ledger, compared, and the ledger written back as it was."""
+    from conftest import DEFAULT_CONFIG
+
+    from etl.config.load import load_config
+    from etl.engine.base import FileRecord
+    from etl.engine.spark import ledger
+    from etl.engine.spark.engine import FILES, RUNS, open_spark_engine
+    from etl.paths import project_models
+    from etl.readers import formats
+
+    config = load_config(DEFAULT_CONFIG, formats())
+    engine = open_spark_engine(spark_run, project_models(DEFAULT_CONFIG.parent), config)
+    new = FileRecord("dc_taxi", "/data/x.zip!a.txt", "loaded", rows_read=3, mtime_ns=1)
+    changes = {
+        RUNS: lambda runs: ledger.updated(
+            ledger.started(runs, "ledger-test", "sources.yaml", "/data"),
+            "ledger-test", exit_code=2, published=False,
+        ),
+        FILES: lambda files: ledger.file_rows(files, "ledger-test", [new]),
+    }  # fmt: skip
+    for table, change in changes.items():
+        before = engine._read(table)
+        try:
+            engine._write(table, change(before))
+            kept = engine._read(table)
+            engine._ledger.clear()
+            read = engine._read(table)
+        finally:
+            engine._write(table, before)
+        assert kept.schema == read.schema, table
+        order = ["run_id", "path"] if table == FILES else ["run_id"]
+        assert kept.sort(order).equals(read.sort(order)), table
+        assert kept.height == before.height + 1
+        assert kept.null_count().sum_horizontal()[0] > before.null_count().sum_horizontal()[0]
