@@ -66,7 +66,9 @@ def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untype
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     folder = tmp_path_factory.mktemp("spark-warehouse")
-    session = spark_session(folder, master="local[2]", conf={DRIVER_OPTIONS: JAVA_OPTIONS})
+    # local[2,2]: two cores, and a failed task is tried again once, as on a cluster (where
+    # `spark.task.maxFailures` says how often): local[2] would fail the job at once.
+    session = spark_session(folder, master="local[2,2]", conf={DRIVER_OPTIONS: JAVA_OPTIONS})
     yield session
     session.stop()
 

@@ -64,14 +64,18 @@ def test_curated_trips_on_spark_are_duckdbs(spark_run, sample_warehouse) -> None
         assert spark_trips == content(con, "duck.curated.trips")
 
 
+# The ledger's rows that both engines write alike (run ids apart).
+LEDGER_ROWS = (
+    "SELECT source, file, line, list_sort(reasons) FROM quality.quarantine",
+    "SELECT source, path, status, rows_read, rows_staged, rows_flagged, rows_quarantined, "
+    "blank_lines, control_total, sha256 FROM quality.files",
+    "SELECT source, rows_read, rows_quarantined, rows_staged, rows_excluded, rows_merged, "
+    "rows_curated, round(fare_curated_usd, 2), unexplained_rows FROM quality.control_totals",
+)
+
+
 def test_quarantine_files_and_control_totals_are_duckdbs(spark_run, sample_warehouse) -> None:
-    for sql in (
-        "SELECT source, file, line, list_sort(reasons) FROM quality.quarantine",
-        "SELECT source, path, status, rows_read, rows_staged, rows_flagged, rows_quarantined, "
-        "blank_lines, control_total, sha256 FROM quality.files",
-        "SELECT source, rows_read, rows_quarantined, rows_staged, rows_excluded, rows_merged, "
-        "rows_curated, round(fare_curated_usd, 2), unexplained_rows FROM quality.control_totals",
-    ):
+    for sql in LEDGER_ROWS:
         spark = sorted(rows(spark_run, sql), key=repr)
         assert spark, sql
         assert spark == sorted(sample_warehouse.wh.query(sql), key=repr), sql
@@ -157,3 +161,95 @@ def test_a_wrong_unit_month_fails_the_audit_on_spark_and_publishes_nothing(
     assert rows(
         spark_run, "SELECT status FROM quality.files WHERE path LIKE '%taxi_2017_02.txt'"
     ) == [("audit_failed",)]
+
+
+def test_the_ledger_kept_between_reads_is_the_ledger_read_again(spark_run) -> None:
+    """The engine keeps what it wrote of `quality.runs` and `quality.files` instead of reading
+    them again: that frame must be what a fresh read of the table gives, in types and values
+    (NULLs and timestamps included). A new run's row and a new file's row are written to the
+    sample's working ledger, compared, and the ledger written back as it was."""
+    from conftest import DEFAULT_CONFIG
+
+    from etl.config.load import load_config
+    from etl.engine.base import FileRecord
+    from etl.engine.spark import ledger
+    from etl.engine.spark.engine import FILES, RUNS, open_spark_engine
+    from etl.paths import project_models
+    from etl.readers import formats
+
+    config = load_config(DEFAULT_CONFIG, formats())
+    engine = open_spark_engine(spark_run, project_models(DEFAULT_CONFIG.parent), config)
+    new = FileRecord("dc_taxi", "/data/x.zip!a.txt", "loaded", rows_read=3, mtime_ns=1)
+    changes = {
+        RUNS: lambda runs: ledger.updated(
+            ledger.started(runs, "ledger-test", "sources.yaml", "/data"),
+            "ledger-test", exit_code=2, published=False,
+        ),
+        FILES: lambda files: ledger.file_rows(files, "ledger-test", [new]),
+    }  # fmt: skip
+    for table, change in changes.items():
+        before = engine._read(table)
+        try:
+            engine._write(table, change(before))
+            kept = engine._read(table)
+            engine._ledger.clear()
+            read = engine._read(table)
+        finally:
+            engine._write(table, before)
+        assert kept.schema == read.schema, table
+        order = ["run_id", "path"] if table == FILES else ["run_id"]
+        assert kept.sort(order).equals(read.sort(order)), table
+        assert kept.height == before.height + 1
+        assert kept.null_count().sum_horizontal()[0] > before.null_count().sum_horizontal()[0]
+
+
+def test_staged_rows_spark_writes_when_their_files_cannot_be_moved_publish_the_same(
+    spark_run, spark_reads, sample_data, sample_warehouse, tmp_path, monkeypatch
+) -> None:
+    """When the staging table cannot take the tasks' files as they are (`adopt`: a column it
+    lacks, a type it holds otherwise), Spark writes the staged rows into it instead. Forced
+    here, in a second run on the shared sample's warehouse that loads a new month (the last
+    test of this file: it publishes; what the readers read from the first run is taken
+    before, `spark_reads`): the published tables are what the DuckDB engine publishes from
+    the same files, as the moved files' are (the tests above)."""
+    from conftest import DEFAULT_CONFIG
+
+    from etl.engine.spark import engine
+    from etl.run.pipeline import run
+
+    data = tmp_path / "data"
+    shutil.copytree(sample_data, data)
+    march = [trip(950_000 + k, DURATION=str(600 + k * 30)) for k in range(1, 31)]
+    # The first trip sent twice: the second is quarantined (duplicate_key).
+    write_zip(
+        data / "dc_taxi" / "taxi_2018.zip", {"taxi_2018_03.txt": member_text([*march, march[0]])}
+    )
+    duck = tmp_path / "duck.duckdb"
+    shutil.copy(sample_warehouse.wh.path, duck)
+    assert run(DEFAULT_CONFIG, data, duck).exit_code == 0
+    staged = "SELECT _file, _line, source_record_id FROM staging.dc_taxi"
+    staged_before = len(rows(spark_run, staged))
+    refused = []
+
+    def refuse(_spark, _staged, table: str, _folder) -> bool:
+        refused.append(table)
+        return False
+
+    monkeypatch.setattr(engine, "adopt", refuse)
+
+    result = run(DEFAULT_CONFIG, data, spark_run, engine_choice=EngineChoice("spark"))
+
+    assert result.exit_code == 0 and result.published, result.message
+    assert refused == ["staging.dc_taxi"]
+    assert len(rows(spark_run, staged)) == staged_before + 30
+    with duckdb.connect(str(spark_run), read_only=True) as con:
+        con.execute(f"ATTACH '{duck}' AS duck (READ_ONLY)")
+        assert content(con, "curated.trips") == content(con, "duck.curated.trips")
+    assert sorted(rows(spark_run, staged)) == sorted(rows(duck, staged))
+    # This run's ledger rows (the wrong-unit test's run may have added its own to Spark's).
+    duck_run = rows(duck, "SELECT run_id FROM quality.runs ORDER BY started_at DESC LIMIT 1")
+    for sql in LEDGER_ROWS:
+        spark_rows = rows(spark_run, f"{sql} WHERE run_id = '{result.run_id}'")
+        assert spark_rows, sql
+        duck_rows = rows(duck, f"{sql} WHERE run_id = '{duck_run[0][0]}'")
+        assert sorted(spark_rows, key=repr) == sorted(duck_rows, key=repr), sql

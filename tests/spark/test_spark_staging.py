@@ -10,6 +10,7 @@ and holds the staged rows, the quarantine and the files' records to the DuckDB r
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from etl.engine.spark.staging import (
     _schema,
     _settings,
     adopt,
+    discard,
     pack,
     plan_tasks,
     stage_source,
@@ -42,15 +44,19 @@ RECORD = ("status", "reason", "layout", "sha256", "rows_read", "rows_staged", "r
           "rows_quarantined", "blank_lines", "control_total")  # fmt: skip
 
 
-def staged_by_spark(spark, config_path: Path, data: Path, source: str, run_id: str, held=None):
+def staged_by_spark(
+    spark, config_path: Path, data: Path, source: str, run_id: str, held=None, wrap=None
+):
     """Spark's staging of the files of `source` under `data` (of `run_id`), through a folder
-    beside `data`."""
+    beside `data`; `wrap`: given the files' stager, what stages them instead."""
     config = load_config(config_path, formats())
     found = [f for f in discover(source, config.sources[source], data, {}, config.limits)]
     trips = tuple((ref, config.sources[source]) for ref in sorted(found, key=lambda f: f.path))
     job = LoadJob(run_id, config, row_checkers(config, config_path.parent), None, False,
                   LoadSizes(piece_bytes=SPAN))  # fmt: skip
     work = _staging_work(job, trips, None)
+    if wrap is not None:
+        work = dataclasses.replace(work, stage_file=wrap(work.stage_file))
     return trips, stage_source(spark, work, source, held, str(data.parent / f"staged_{source}"))
 
 
@@ -281,7 +287,7 @@ def test_a_task_writes_its_rows_where_pyarrow_can_in_the_sessions_codec(tmp_path
     schema = _schema(empty)
     assert RowFiles.at("s3a://bucket/staged", schema, "snappy") is None
     assert RowFiles.at(str(tmp_path), schema, "lzo") is None
-    RowFiles.at(f"file://{tmp_path}", schema, "ZSTD").write(empty.clear(n=2), 7)
+    RowFiles.at(f"file://{tmp_path}", schema, "ZSTD").write(empty.clear(n=2), 7, 31)
     (written,) = (tmp_path / "_kind=staged" / "_unit=7").glob("*.parquet")
     stored = pq.ParquetFile(written).metadata
     assert stored.num_rows == 2 and stored.row_group(0).column(0).compression == "ZSTD"
@@ -308,3 +314,62 @@ def test_small_files_share_tasks_a_multiple_of_the_cores_and_large_ones_have_the
     assert [len(t) for t in plan_tasks([30_000] * 365, 128 * mb, 4 * mb, 2)] == [31] * 5 + [30] * 7
     # Spans cut at a 4 KB maxPartitionBytes: a task each.
     assert plan_tasks([4096] * 5, 4096, 4 * mb, 2) == [[0], [1], [2], [3], [4]]
+
+
+def test_a_retried_task_stages_its_rows_once_and_the_failed_attempts_files_go(
+    spark, sample_data, tmp_path
+):
+    """Every staging task fails on its first attempt after staging a unit (its staged rows'
+    file written) and Spark retries it (the session's master, local[2,2], allows a retry; a
+    cluster's `spark.task.maxFailures`): the rows are staged once, as the records count them,
+    and the files the failed attempts wrote are neither read nor adopted, and go with the
+    stage's folder. With one name for every attempt of a task, the retry would write over the
+    failed attempt's file, and on a cluster a speculative copy, or a lost executor's attempt
+    still writing, over the kept one's."""
+    data = tmp_path / "data"
+    (data / "dc_taxi").mkdir(parents=True)
+    shutil.copy(sample_data / "dc_taxi" / "taxi_2016.zip", data / "dc_taxi")
+    by_unit = tmp_path / "staged_dc_taxi" / "_by_unit" / "_kind=staged"
+    failed_log = tmp_path / "failed_attempts.txt"
+
+    class FailsOnceAfterWriting:
+        """The files' stager, but a task's first attempt fails at its second unit, having
+        listed the files its first unit's rows went to. Each file (a zip member) is a unit,
+        numbered as the driver asks for them."""
+
+        def __init__(self, stager):
+            self.stager, self.numbers, self.done = stager, {}, []
+
+        def units(self, *args):
+            (unit,) = self.stager.units(*args)
+            self.numbers[unit[0].path] = len(self.numbers)
+            return [unit]
+
+        def assemble(self, *args):
+            return self.stager.assemble(*args)
+
+        def __call__(self, unit, marks):
+            from pyspark import TaskContext
+
+            if TaskContext.get().attemptNumber() == 0 and self.done:
+                written = [p for n in self.done for p in (by_unit / f"_unit={n}").glob("*")]
+                with failed_log.open("a") as log:
+                    log.write("".join(f"{p}\n" for p in written))
+                raise RuntimeError("a task's first attempt fails after writing")
+            self.done.append(self.numbers[unit[0].path])
+            return self.stager(unit, marks)
+
+    _, staged = staged_by_spark(
+        spark, DEFAULT_CONFIG, data, "dc_taxi", "run-1", wrap=FailsOnceAfterWriting
+    )
+    failed_files = set(failed_log.read_text().split())
+    assert failed_files, "no task failed after writing its first unit's file"
+
+    rows = spark_frame(staged.rows)
+    counted = sum(record.rows_staged for record, _ in staged.records)
+    assert rows.height == counted == rows.select("_file", "_line").n_unique() > 1000
+    parts = [Path(part.removeprefix("file:")) for part in staged.parts]
+    assert spark_frame(spark.read.parquet(*staged.parts)).height == counted
+    assert failed_files.isdisjoint(str(part) for part in parts)
+    discard(spark, str(tmp_path / "staged_dc_taxi"))
+    assert not any(Path(path).exists() for path in failed_files)

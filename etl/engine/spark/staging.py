@@ -52,6 +52,8 @@ STAGED, QUARANTINED, RECORD, KEY = "staged", "quarantine", "file", "key"  # the 
 # The column of the staging table that carries, as JSON, what the other kinds hold.
 PAYLOAD = "_run_id"
 DUPLICATE_OF, SCOPE, RANK = "duplicate_of", "_scope", "_rank"
+# In a unit's record (JSON), the name of the file its task wrote its staged rows to, if any.
+STAGED_FILE = "_staged_file"
 # quality.quarantine's columns (warehouse/ddl/quality.sql), as JSON in the staging output.
 QUARANTINE = pa.schema(
     [("run_id", pa.string()), ("source", pa.string()), ("file", pa.string()),
@@ -106,10 +108,10 @@ def stage_source(
     stager = work.stage_file
     units = [(n, unit) for n, file in enumerate(files) for unit in stager.units(file, size)]
     schema = _schema(work.empty[source])
-    table = _run(spark, dict(enumerate(unit for _, unit in units)), stager, schema, {}, out)
+    first = _run(spark, dict(enumerate(unit for _, unit in units)), stager, schema, {}, out)
+    table, outcomes, parts = first.table, first.outcomes, first.parts
     unit_files = [n for n, _ in units]
-    folders = dict.fromkeys(range(len(units)), out)  # where each unit's output is
-    records = _records(table, unit_files, len(files), stager)
+    records = _records(outcomes, unit_files, len(files), stager)
     if source in work.keys:
         fields, scope = work.keys[source]
         failed = _failed(paths, records)
@@ -119,15 +121,16 @@ def stage_source(
             held = staging.where(~F.col("_file").isin(loaded))
         marks = _marks(spark, table, failed, fields, scope, loaded, held)
         if marks:
-            again = {u: units[u][1] for u in marks}
-            table = table.where(~F.col(UNIT).isin(list(marks))).unionByName(
-                _run(spark, again, stager, schema, marks, out + "_again")
-            )
-            folders |= dict.fromkeys(marks, out + "_again")
-            records = _records(table, unit_files, len(files), stager)
+            again = _run(spark, {u: units[u][1] for u in marks}, stager, schema, marks,
+                         out + "_again")  # fmt: skip
+            table = table.where(~F.col(UNIT).isin(list(marks))).unionByName(again.table)
+            outcomes |= again.outcomes
+            parts = {u: p for u, p in parts.items() if u not in marks} | again.parts
+            records = _records(outcomes, unit_files, len(files), stager)
     failed = _failed(paths, records)
-    kept = {u: folder for u, folder in folders.items() if paths[unit_files[u]] not in failed}
-    return _split(table, work.empty[source], failed, records, _parts(spark, kept))
+    kept = [p for u, found in sorted(parts.items()) if paths[unit_files[u]] not in failed
+            for p in found]  # fmt: skip
+    return _split(table, work.empty[source], failed, records, kept)
 
 
 def _failed(paths: list[str], records: Records) -> list[str]:
@@ -144,6 +147,17 @@ def _schema(empty: pl.DataFrame) -> Any:
     return from_arrow_schema(pa.schema(fields))
 
 
+@dataclasses.dataclass(frozen=True)
+class Output:
+    """What `_run` staged: the tasks' rows of every kind; by unit, its record's fields (JSON)
+    and the Parquet files of its staged rows, as the attempt of its task that Spark kept wrote
+    them."""
+
+    table: DataFrame
+    outcomes: dict[int, dict[str, Any]]
+    parts: dict[int, list[str]]
+
+
 def _run(
     spark: SparkSession,
     units: dict[int, Any],
@@ -151,7 +165,7 @@ def _run(
     spark_schema: Any,
     marks: dict[int, pl.DataFrame],
     out: str,
-) -> DataFrame:
+) -> Output:
     """Stage `units` (by number), packed into tasks, into the folder `out` (replaced), read back;
     `marks`: by unit, the rows whose key another file holds."""
     from pyspark.sql.pandas.types import to_arrow_schema
@@ -165,15 +179,17 @@ def _run(
     files = RowFiles.at(by_unit, spark_schema, codec)
 
     def stage(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        attempt = TaskContext.get().taskAttemptId()  # unique in the application
         for batch in batches:
             for task in batch.column(0).to_pylist():
                 for unit in tasks[task]:
                     result = stage_file(units[unit], marks.get(unit))
-                    yield from _unit_rows(result, arrow_schema, unit, files)
+                    yield from _unit_rows(result, arrow_schema, unit, files, attempt)
 
     folder, system = _hadoop_path(spark, out)
     system.delete(folder, True)  # replaced: the tasks write into it, then Spark's job commits
-    system.mkdirs(_hadoop_path(spark, by_unit)[0])  # read even if no unit staged a row
     ids = spark.range(0, len(tasks), 1, numPartitions=max(len(tasks), 1))
     output = ids.mapInArrow(stage, spark_schema).write.mode("append")
     with _settings(spark, UNSORTED_WRITE):
@@ -181,11 +197,50 @@ def _run(
             output.partitionBy(KIND, UNIT).parquet(by_unit)
         else:
             output.partitionBy(KIND).parquet(out)
-    with _settings(spark, LISTED_HERE):
-        staged = spark.read.schema(spark_schema).parquet(by_unit)
     if files is None:
-        return staged
-    return spark.read.schema(spark_schema).parquet(out).unionByName(staged)
+        return _written_by_spark(spark, spark_schema, by_unit)
+    return _written_by_tasks(spark, spark_schema, out, by_unit)
+
+
+def _written_by_spark(spark: SparkSession, spark_schema: Any, by_unit: str) -> Output:
+    """Every kind written by Spark, by kind and unit under `by_unit`: its commit protocol left
+    only the files of the attempt it kept of each task, so all there is is read."""
+    system = _hadoop_path(spark, by_unit)[1]
+    system.mkdirs(_hadoop_path(spark, by_unit)[0])  # read even if no unit had a row
+    with _settings(spark, LISTED_HERE):
+        table = spark.read.schema(spark_schema).parquet(by_unit)
+    return Output(table, _outcomes(table), _listed(spark, by_unit))
+
+
+def _written_by_tasks(spark: SparkSession, spark_schema: Any, out: str, by_unit: str) -> Output:
+    """The small kinds written by Spark under `out`; the staged rows by the tasks (RowFiles)
+    under `by_unit`, of which only the files the kept attempts' records name are read."""
+    small = spark.read.schema(spark_schema).parquet(out)
+    outcomes = _outcomes(small)
+    parts = {unit: [f"{by_unit}/{KIND}={STAGED}/{UNIT}={unit}/{fields[STAGED_FILE]}"]
+             for unit, fields in outcomes.items() if fields[STAGED_FILE]}  # fmt: skip
+    named = [part for found in parts.values() for part in found]
+    return Output(small.unionByName(_read_parts(spark, spark_schema, by_unit, named)),
+                  outcomes, parts)  # fmt: skip
+
+
+def _outcomes(table: DataFrame) -> dict[int, dict[str, Any]]:
+    """By unit, its record's fields (`_unit_rows`): of the task attempts Spark committed."""
+    from pyspark.sql import functions as F
+
+    rows = table.where(F.col(KIND) == RECORD).select(UNIT, PAYLOAD).collect()
+    return {unit: json.loads(text) for unit, text in rows}
+
+
+def _read_parts(
+    spark: SparkSession, spark_schema: Any, by_unit: str, parts: list[str]
+) -> DataFrame:
+    """The staged rows of the files `parts` (under `by_unit`), with their kind and unit from the
+    folders: only these, not the files a duplicate attempt of a task left beside them."""
+    if not parts:
+        return spark.createDataFrame([], spark_schema)
+    with _settings(spark, LISTED_HERE):
+        return spark.read.schema(spark_schema).option("basePath", by_unit).parquet(*parts)
 
 
 def _size(unit: tuple) -> int:
@@ -239,9 +294,16 @@ class RowFiles:
     Spark's own write would turn the task's Arrow batches into JVM rows and encode those: on
     5 M rows about half the tasks' CPU. pyarrow encodes the batches as they are, on any file
     system it opens (a local folder, HDFS, S3, GCS); `at` gives None for a path it cannot open
-    (Hadoop's s3a://, say) or a codec it lacks, and the rows then go through Spark's write. A
-    retried task writes the same rows to the same name; the name is unique, as Spark's are,
-    since `adopt` moves the file beside those of earlier runs."""
+    (Hadoop's s3a://, say) or a codec it lacks, and the rows then go through Spark's write.
+
+    pyarrow's write has no commit protocol, so the names do its work, as Spark's committers
+    keep each task attempt's files apart until one is committed: a name holds the write's job
+    (unique, as Spark's are, since `adopt` moves the file beside those of earlier runs) and the
+    task attempt. Two attempts of one task (a retry after an executor was lost, a speculative
+    copy, `spark.speculation`) write two files, neither overwriting nor truncating the other's;
+    the unit's record, which goes through Spark's committed write, names the file of the
+    attempt Spark kept, and only that one is read and adopted (`_run`). The others are deleted
+    with the stage's folder (`discard`)."""
 
     def __init__(self, system: Any, folder: str, schema: pa.Schema, compression: str):
         self.system, self.folder, self.schema = system, folder, schema
@@ -268,14 +330,18 @@ class RowFiles:
         schema = to_arrow_schema(table).with_metadata(note)
         return cls(system, folder, schema, CODECS[codec.lower()])
 
-    def write(self, rows: pl.DataFrame, unit: int) -> None:
+    def write(self, rows: pl.DataFrame, unit: int, attempt: int) -> str:
+        """Write a unit's staged rows, in the task attempt `attempt` (its id); the file's name,
+        which is this attempt's alone: another attempt of the task writes one of its own."""
         import pyarrow.parquet as pq
 
         folder = f"{self.folder}/{KIND}={STAGED}/{UNIT}={unit}"
         self.system.create_dir(folder)
         table = rows.to_arrow().select(self.schema.names).cast(self.schema)
-        pq.write_table(table, f"{folder}/part-{unit:05d}-{self.job}.c000.parquet",
-                       filesystem=self.system, compression=self.compression)  # fmt: skip
+        name = f"part-{unit:05d}-{self.job}-{attempt}.c000.parquet"
+        pq.write_table(table, f"{folder}/{name}", filesystem=self.system,
+                       compression=self.compression)  # fmt: skip
+        return name
 
 
 @contextmanager
@@ -306,16 +372,19 @@ def _unit_rows(
     schema: pa.Schema,
     unit: int,
     files: RowFiles | None,
+    attempt: int,
 ) -> Iterator[pa.RecordBatch]:
     """A unit's staged rows, quarantined rows, keys of rows not staged and record, as batches
     of the output (see the module's notes); the staged rows written to `files` instead, if
-    given."""
+    given, by the task attempt `attempt`."""
     staged, quarantined, outcome, keys = result
+    written = None
     if files is not None and staged.height:
-        files.write(staged, unit)
+        written = files.write(staged, unit, attempt)
         staged = staged.clear()
     fields = {f.name: getattr(outcome, f.name) for f in dataclasses.fields(FileRecord)}
-    record = pl.DataFrame({PAYLOAD: [json.dumps(fields | {"reasons": dict(outcome.reasons)})]})
+    fields |= {"reasons": dict(outcome.reasons), STAGED_FILE: written}
+    record = pl.DataFrame({PAYLOAD: [json.dumps(fields)]})
     if quarantined.height:
         payload = pl.struct(pl.all()).struct.json_encode().alias(PAYLOAD)
         quarantined = quarantined.select(pl.col("file").alias("_file"), payload)
@@ -345,17 +414,18 @@ def _aligned(table: pa.Table, schema: pa.Schema, kind: str, unit: int) -> Iterat
 
 
 def _records(
-    table: DataFrame, unit_files: Sequence[int], files: int, stage_file: FileStaging
+    outcomes: dict[int, dict[str, Any]],
+    unit_files: Sequence[int],
+    files: int,
+    stage_file: FileStaging,
 ) -> Records:
     """Each file's record and rows per reason, from its units' (`unit_files`: each unit's
     file), in the order of the files."""
-    from pyspark.sql import functions as F
-
     parts: list[Records] = [[] for _ in range(files)]
-    rows = table.where(F.col(KIND) == RECORD).select(UNIT, PAYLOAD).orderBy(UNIT).collect()
-    for unit, text in rows:
-        fields = json.loads(text)
+    for unit in sorted(outcomes):
+        fields = dict(outcomes[unit])
         reasons = fields.pop("reasons")
+        del fields[STAGED_FILE]
         parts[unit_files[unit]].append((FileRecord(**fields), reasons))
     return [stage_file.assemble(found) for found in parts]
 
@@ -445,17 +515,14 @@ def _split(
     return Staged(rows, quarantine, records, parts)
 
 
-def _parts(spark: SparkSession, folders: dict[int, str]) -> list[str]:
-    """The Parquet files of the staged rows of the units `folders` names (unit: the folder
-    that holds its output), on the warehouse's file system."""
-    parts = []
-    for folder in sorted(set(folders.values())):
-        staged = f"{folder}/{BY_UNIT}/{KIND}={STAGED}/{UNIT}=*/*.parquet"
-        pattern, system = _hadoop_path(spark, staged)
-        for status in system.globStatus(pattern) or []:
-            unit = int(status.getPath().getParent().getName().removeprefix(f"{UNIT}="))
-            if folders.get(unit) == folder:
-                parts.append(status.getPath().toString())
+def _listed(spark: SparkSession, by_unit: str) -> dict[int, list[str]]:
+    """By unit, the Parquet files of its staged rows under `by_unit`, on the warehouse's file
+    system."""
+    parts: dict[int, list[str]] = {}
+    pattern, system = _hadoop_path(spark, f"{by_unit}/{KIND}={STAGED}/{UNIT}=*/*.parquet")
+    for status in system.globStatus(pattern) or []:
+        unit = int(status.getPath().getParent().getName().removeprefix(f"{UNIT}="))
+        parts.setdefault(unit, []).append(status.getPath().toString())
     return parts
 
 
