@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import statistics
 import subprocess
@@ -219,6 +220,31 @@ def test_the_background_import_gives_back_the_switch_interval_it_lowered():
     preload.import_in_background([lambda: seen.append(sys.getswitchinterval())] * 2)
     assert seen == [preload.IMPORT_SWITCH_INTERVAL_S] * 2
     assert sys.getswitchinterval() == before
+
+
+def test_the_background_import_pauses_the_cyclic_collector_and_freezes_what_it_imported():
+    collections = []
+
+    def make_cycles():  # as an import does: many new objects, some of them in cycles
+        for _ in range(100_000):
+            cycle = []
+            cycle.append(cycle)
+
+    def seen(phase, info):
+        if phase == "start":
+            collections.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        preload.import_in_background([make_cycles])
+        frozen = gc.get_freeze_count()
+    finally:
+        gc.callbacks.remove(seen)
+        gc.unfreeze()  # this process's objects go back to the collector
+    # One full collection, after the imports, of what they left; none while they ran.
+    assert collections == [2]
+    assert frozen > 0
+    assert gc.isenabled()
 
 
 # A fresh interpreter: this one may have imported pandera or Great Expectations already.
