@@ -84,7 +84,7 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
     wrong = {path: f"""starts_with({_field(path)}, '"')""" for path in numeric}
     values = ",\n".join(
         f"CASE WHEN {wrong[path]} THEN json_extract_string({_field(path)}, '$') "
-        f'ELSE {_field(path)} END AS "{path}"'
+        f'ELSE {_field(path)}::VARCHAR END AS "{path}"'
         if path in wrong
         else f'{_field(path)} AS "{path}"'
         for path in paths
