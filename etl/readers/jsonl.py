@@ -77,10 +77,32 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
     paths = sorted({c.source for c in columns.values()})
     numeric = [p for p in paths if p in {c.source for c in columns.values() if c.type in NUMERIC}]
     known_fields = sorted({p.split(".")[0] for p in paths})
-    # Each valid line is parsed twice, not three times: its mapped values read by one
-    # json_transform into a struct (a string unescaped, any other value as its JSON text), its
-    # keys listed. A numeric field comes as JSON text, so a string shows by its quote and only
-    # such a value is unescaped. Reasons are gathered only for a line that has any.
+    con = _engine()
+    params = {"structure": json.dumps(_structure(paths, numeric)), "known": known_fields}
+    # Only the lines go through DuckDB; lineage and the raw line are joined back by position
+    # (DuckDB keeps a scan's order), which `_row` checks.
+    with_row = lines.select("line").with_row_index("_row")
+    con.register("lines", with_row)
+    try:
+        found = pl.from_arrow(con.sql(_query(paths, numeric), params=params).to_arrow_table())
+    finally:
+        con.unregister("lines")
+    if not found["_row"].equals(with_row["_row"]):
+        raise RuntimeError("DuckDB returned the lines of a batch out of order")
+    # A line that is not JSON is kept as a JSON string; any other is its own raw JSON.
+    raw = pl.coalesce(found["_invalid"], lines["line"]).alias(RAW_JSON)
+    lineage = lines.drop("line")
+    return pl.concat([lineage, found.drop("_row", "_invalid")], how="horizontal").with_columns(raw)
+
+
+def _query(paths: list[str], numeric: list[str]) -> str:
+    """The SQL that reads a batch's lines (`lines`: `_row`, `line`) in one pass.
+
+    Each valid line is parsed twice, not three times: its mapped values read by one
+    json_transform into a struct (a string unescaped, any other value as its JSON text), its
+    keys listed. A numeric field comes as JSON text, so a string shows by its quote and only
+    such a value is unescaped. Reasons are gathered only for a line that has any.
+    """
     wrong = {path: f"""starts_with({_field(path)}, '"')""" for path in numeric}
     values = ",\n".join(
         f"CASE WHEN {wrong[path]} THEN json_extract_string({_field(path)}, '$') "
@@ -92,7 +114,7 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
     type_errors = "".join(
         f", CASE WHEN {w} THEN 'wrong_type:{path}' END" for path, w in wrong.items()
     )
-    query = f"""
+    return f"""
         WITH parsed AS (
             SELECT *,
                    CASE WHEN ok THEN json_transform(line, $structure) END AS found,
@@ -116,20 +138,6 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
             CASE WHEN NOT ok THEN to_json(line)::VARCHAR END AS _invalid
         FROM parsed
     """
-    con = _engine()
-    params = {"structure": json.dumps(_structure(paths, numeric)), "known": known_fields}
-    with_row = lines.select("line").with_row_index("_row")
-    con.register("lines", with_row)
-    try:
-        found = pl.from_arrow(con.sql(query, params=params).to_arrow_table())
-    finally:
-        con.unregister("lines")
-    if not found["_row"].equals(with_row["_row"]):
-        raise RuntimeError("DuckDB returned the lines of a batch out of order")
-    # A line that is not JSON is kept as a JSON string; any other is its own raw JSON.
-    raw = pl.coalesce(found["_invalid"], lines["line"]).alias(RAW_JSON)
-    lineage = lines.drop("line")
-    return pl.concat([lineage, found.drop("_row", "_invalid")], how="horizontal").with_columns(raw)
 
 
 def _structure(paths: list[str], numeric: list[str]) -> dict:
