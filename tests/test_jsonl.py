@@ -57,3 +57,14 @@ def test_each_read_error_is_named():
     ]
     assert rows[0]["distance_km"] == "4.2"  # kept, so the quarantine shows what came
     assert rows[4][RAW_JSON] == '"{\\"job_id\\": \\"J3\\","'  # a broken line kept as a string
+
+
+def test_text_in_a_numeric_field_is_kept_unescaped_whatever_it_holds():
+    rows = extracted(
+        b'{"job_id": "J1", "distance_km": ""}',
+        b'{"job_id": "J2", "distance_km": "four \\"km\\""}',
+    )
+    assert [(r["distance_km"], r[READ_ERRORS]) for r in rows] == [
+        ("", ["wrong_type:distance_km"]),
+        ('four "km"', ["wrong_type:distance_km"]),
+    ]

@@ -9,6 +9,7 @@ The extraction runs in DuckDB over the whole column of lines.
 from __future__ import annotations
 
 import functools
+import json
 
 import duckdb
 import polars as pl
@@ -74,56 +75,87 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
     `lines` has a `line` column and any lineage columns, which are kept.
     """
     paths = sorted({c.source for c in columns.values()})
-    numeric = {c.source for c in columns.values() if c.type in NUMERIC}
+    numeric = [p for p in paths if p in {c.source for c in columns.values() if c.type in NUMERIC}]
     known_fields = sorted({p.split(".")[0] for p in paths})
-    # A line is parsed three times, not five: checked, its paths extracted as JSON values, its
-    # keys listed. Each value's type shows in its first character (a string's is a quote), and
-    # a valid JSON text is an object exactly when it starts with a brace.
-    path_list = "[" + ", ".join(f"'$.{path}'" for path in paths) + "]"
-    values = ",\n".join(
-        f"""CASE WHEN found[{i}] IS NULL OR found[{i}] = 'null' THEN NULL
-                 WHEN starts_with(found[{i}], '"') THEN json_extract_string(found[{i}], '$')
-                 ELSE found[{i}]::VARCHAR END AS "{path}\""""
-        for i, path in enumerate(paths, start=1)
-    )
-    type_errors = ", ".join(
-        f"""CASE WHEN starts_with(found[{i}], '"') THEN 'wrong_type:{path}' END"""
-        for i, path in enumerate(paths, start=1)
-        if path in numeric
-    )
-    lineage = ", ".join(c for c in lines.columns if c != "line")
-    query = f"""
-        WITH checked AS (SELECT *, json_valid(line) AS ok FROM lines),
-        parsed AS (
-            SELECT *,
-                   CASE WHEN ok THEN json_extract(line, {path_list}) END AS found,
-                   CASE WHEN ok THEN starts_with(ltrim(line, ' \t'), '{{') END AS is_object,
-                   CASE WHEN ok THEN json_keys(line) END AS keys
-            FROM checked
-        )
-        SELECT
-            {lineage},
-            {values},
-            list_filter(
-                [CASE WHEN NOT ok THEN 'invalid_json' END,
-                 CASE WHEN ok AND NOT is_object THEN 'not_an_object' END,
-                 {type_errors or "NULL"}]
-                || [
-                    'unknown_field:' || k
-                    for k in coalesce(keys, [])
-                    if NOT list_contains($known, k)
-                ],
-                lambda r: r IS NOT NULL
-            ) AS {READ_ERRORS},
-            CASE WHEN ok THEN line ELSE to_json(line)::VARCHAR END AS {RAW_JSON}
-        FROM parsed
-    """
     con = _engine()
-    con.register("lines", lines)
+    params = {"structure": json.dumps(_structure(paths, numeric)), "known": known_fields}
+    # Only the lines go through DuckDB; lineage and the raw line are joined back by position
+    # (DuckDB keeps a scan's order), which `_row` checks.
+    with_row = lines.select("line").with_row_index("_row")
+    con.register("lines", with_row)
     try:
-        return pl.from_arrow(con.sql(query, params={"known": known_fields}).to_arrow_table())
+        found = pl.from_arrow(con.sql(_query(paths, numeric), params=params).to_arrow_table())
     finally:
         con.unregister("lines")
+    if not found["_row"].equals(with_row["_row"]):
+        raise RuntimeError("DuckDB returned the lines of a batch out of order")
+    # A line that is not JSON is kept as a JSON string; any other is its own raw JSON.
+    raw = pl.coalesce(found["_invalid"], lines["line"]).alias(RAW_JSON)
+    lineage = lines.drop("line")
+    return pl.concat([lineage, found.drop("_row", "_invalid")], how="horizontal").with_columns(raw)
+
+
+def _query(paths: list[str], numeric: list[str]) -> str:
+    """The SQL that reads a batch's lines (`lines`: `_row`, `line`) in one pass.
+
+    Each valid line is parsed twice, not three times: its mapped values read by one
+    json_transform into a struct (a string unescaped, any other value as its JSON text), its
+    keys listed. A numeric field comes as JSON text, so a string shows by its quote and only
+    such a value is unescaped. Reasons are gathered only for a line that has any.
+    """
+    wrong = {path: f"""starts_with({_field(path)}, '"')""" for path in numeric}
+    values = ",\n".join(
+        f"CASE WHEN {wrong[path]} THEN json_extract_string({_field(path)}, '$') "
+        f'ELSE {_field(path)}::VARCHAR END AS "{path}"'
+        if path in wrong
+        else f'{_field(path)} AS "{path}"'
+        for path in paths
+    )
+    type_errors = "".join(
+        f", CASE WHEN {w} THEN 'wrong_type:{path}' END" for path, w in wrong.items()
+    )
+    return f"""
+        WITH parsed AS (
+            SELECT *,
+                   CASE WHEN ok THEN json_transform(line, $structure) END AS found,
+                   CASE WHEN ok THEN starts_with(ltrim(line, ' \t'), '{{') END AS is_object,
+                   CASE WHEN ok THEN ['unknown_field:' || k for k in json_keys(line)
+                                      if NOT list_contains($known, k)] END AS unknown
+            FROM (SELECT _row, line, json_valid(line) AS ok FROM lines)
+        )
+        SELECT
+            _row,
+            {values},
+            CASE WHEN ok AND is_object AND len(unknown) = 0
+                      AND NOT coalesce({" OR ".join(wrong.values()) or "false"}, false)
+                 THEN []::VARCHAR[]
+                 ELSE list_filter(
+                     [CASE WHEN NOT ok THEN 'invalid_json' END,
+                      CASE WHEN ok AND NOT is_object THEN 'not_an_object' END{type_errors}],
+                     lambda r: r IS NOT NULL
+                 ) || coalesce(unknown, [])
+            END AS {READ_ERRORS},
+            CASE WHEN NOT ok THEN to_json(line)::VARCHAR END AS _invalid
+        FROM parsed
+    """
+
+
+def _structure(paths: list[str], numeric: list[str]) -> dict:
+    """json_transform's structure of the mapped paths: nested objects as nested structs; a
+    numeric field as JSON (its text, quoted when it is a string), any other as VARCHAR."""
+    structure: dict = {}
+    for path in paths:
+        *parents, leaf = path.split(".")
+        node = structure
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = "JSON" if path in numeric else "VARCHAR"
+    return structure
+
+
+def _field(path: str) -> str:
+    """The SQL of a mapped path's value in the parsed struct."""
+    return "found." + ".".join('"' + part.replace('"', '""') + '"' for part in path.split("."))
 
 
 READER = Reader(
