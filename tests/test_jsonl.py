@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from etl.config.spec import Column
+from etl.errors import ConfigError
 from etl.readers.jsonl import RAW_JSON, extract_fields, parse_jsonl
 from etl.stage.mapping import READ_ERRORS
 
@@ -68,3 +71,10 @@ def test_text_in_a_numeric_field_is_kept_unescaped_whatever_it_holds():
         ("", ["wrong_type:distance_km"]),
         ('four "km"', ["wrong_type:distance_km"]),
     ]
+
+
+def test_a_value_mapped_whole_and_by_its_fields_is_a_config_error():
+    columns = COLUMNS | {"pickup_block": Column(source="pickup", required=False)}
+    raw = parse_jsonl(b'{"job_id": "J1", "pickup": {"lat": 38.9}}\n', columns).frame
+    with pytest.raises(ConfigError, match=r"'pickup' and 'pickup\.lat' are both mapped"):
+        extract_fields(raw, columns)

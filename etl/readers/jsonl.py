@@ -15,7 +15,7 @@ import duckdb
 import polars as pl
 
 from etl.config.spec import Column, Layout, Source
-from etl.errors import SourceError
+from etl.errors import ConfigError, SourceError
 from etl.names import LINE, READ_ERRORS
 from etl.readers.base import RawBatch, Reader
 from etl.readers.delimited import reject_utf16
@@ -147,10 +147,19 @@ def _structure(paths: list[str], numeric: list[str]) -> dict:
     for path in paths:
         *parents, leaf = path.split(".")
         node = structure
-        for part in parents:
+        for depth, part in enumerate(parents, start=1):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):  # a value is mapped, and a field inside it too
+                raise _both_mapped(".".join(parents[:depth]), path)
+        if leaf in node:
+            raise _both_mapped(path, f"{path}.*")
         node[leaf] = "JSON" if path in numeric else "VARCHAR"
     return structure
+
+
+def _both_mapped(outer: str, inner: str) -> ConfigError:
+    return ConfigError(f"JSON paths {outer!r} and {inner!r} are both mapped: a value cannot be "
+                       "read whole and by its fields too; map one")  # fmt: skip
 
 
 def _field(path: str) -> str:
