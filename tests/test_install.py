@@ -44,9 +44,15 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+def _new_user_env() -> dict[str, str]:
+    """A new user's environment: none of our settings, and no PYTHONPATH pointing at a checkout
+    (with one, pip takes the checkout's `etl` for the wheel, already installed, and skips it)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ETL_") and k != "PYTHONPATH"}
+
+
 def _pip(*args: str, python: Path | None = None) -> None:
     target = ["--python", str(python)] if python else []
-    subprocess.run([sys.executable, "-m", "pip", *target, *args], check=True)
+    subprocess.run([sys.executable, "-m", "pip", *target, *args], check=True, env=_new_user_env())
 
 
 def test_the_wheel_carries_the_project_files(wheel: Path) -> None:
@@ -108,7 +114,7 @@ def test_a_new_user_in_an_empty_folder(wheel: Path, tmp_path: Path, make_venv) -
     etl = python.parent / "etl"
     folder = tmp_path / "empty"
     folder.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ETL_")}
+    env = _new_user_env()
 
     def run(*args: str) -> subprocess.CompletedProcess:
         done = subprocess.run(
