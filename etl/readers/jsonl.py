@@ -75,7 +75,8 @@ def extract_fields(lines: pl.DataFrame, columns: dict[str, Column]) -> pl.DataFr
     `lines` has a `line` column and any lineage columns, which are kept.
     """
     paths = sorted({c.source for c in columns.values()})
-    numeric = [p for p in paths if p in {c.source for c in columns.values() if c.type in NUMERIC}]
+    numeric_sources = {c.source for c in columns.values() if c.type in NUMERIC}
+    numeric = [p for p in paths if p in numeric_sources]  # in order: the query's columns
     known_fields = sorted({p.split(".")[0] for p in paths})
     con = _engine()
     params = {"structure": json.dumps(_structure(paths, numeric)), "known": known_fields}

@@ -205,8 +205,8 @@ def _run(
 def _written_by_spark(spark: SparkSession, spark_schema: Any, by_unit: str) -> Output:
     """Every kind written by Spark, by kind and unit under `by_unit`: its commit protocol left
     only the files of the attempt it kept of each task, so all there is is read."""
-    system = _hadoop_path(spark, by_unit)[1]
-    system.mkdirs(_hadoop_path(spark, by_unit)[0])  # read even if no unit had a row
+    folder, system = _hadoop_path(spark, by_unit)
+    system.mkdirs(folder)  # read even if no unit had a row
     with _settings(spark, LISTED_HERE):
         table = spark.read.schema(spark_schema).parquet(by_unit)
     return Output(table, _outcomes(table), _listed(spark, by_unit))
