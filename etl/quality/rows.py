@@ -59,6 +59,12 @@ __all__ = [
 # Examples pandera keeps per failing check, for its own message; see the module docstring.
 N_FAILURE_CASES = 5
 
+# pandera registers its polars backends at the first validate, importing its data strategies
+# and hypothesis with them: done there, on the staging thread at the first batch, it cost that
+# thread 0.2 CPU s alone and seconds beside the suites' background import. Done here, it is
+# part of the import that `etl.quality.preload` runs in the background.
+pa.DataFrameSchema.register_default_backends(pl.DataFrame)
+
 
 @dataclass
 class RowCheckResult:
