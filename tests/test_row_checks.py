@@ -437,6 +437,21 @@ def test_pandera_is_the_validator():
     assert info.value.failure_cases["index"].to_list() == [1]
 
 
+def test_pandera_is_given_only_the_columns_the_checks_read(monkeypatch):
+    seen = []
+    validate = pa.DataFrameSchema.validate
+
+    def spy(schema, df, *args, **kwargs):
+        seen.append(df.columns)
+        return validate(schema, df, *args, **kwargs)
+
+    monkeypatch.setattr(pa.DataFrameSchema, "validate", spy)
+    spec = load_row_spec(DC_TAXI)
+    df = frame([trip(), trip(fare_usd=-3.0)]).with_columns(pl.lit("a.txt").alias("_file"))
+    assert check_rows(df, spec).rejected["_line"].to_list() == [3]
+    assert set(seen[0]) == spec.required_columns  # not `_file`, `_line`, `_parse_errors`
+
+
 def test_pandera_settings_cannot_turn_the_checks_off():
     df = frame([trip(), trip(fare_usd=-3.0)])
     spec = load_row_spec(DC_TAXI)

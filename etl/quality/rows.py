@@ -182,9 +182,13 @@ def _failures(df: pl.DataFrame, spec: RowSpec) -> dict[str, pl.Series]:
     check that raised, a missing column) is a `RowCheckError`: the batch was not checked.
     """
     schema = pandera_schema(spec)
+    # Only the columns the checks read: for a frame-wide check that fails, pandera gathers the
+    # failing rows, every column of them, to pick its few examples. Given all 28 columns of a
+    # 211,000-row DFHV month it took 0.086 CPU s, 0.061 given the 14 the checks read.
+    checked = df.select(list(schema.columns))
     with config_context(validation_enabled=True, validation_depth=ValidationDepth.SCHEMA_AND_DATA):
         try:
-            schema.validate(df, lazy=True)
+            schema.validate(checked, lazy=True)
             return {}
         except SchemaErrors as exc:
             errors = exc.schema_errors
