@@ -100,6 +100,35 @@ def test_only_completed_dispatch_jobs_are_trips_and_the_newest_version_wins(load
     assert versions == 0
 
 
+def test_superseded_versions_are_a_table_the_build_computes_once(loaded):
+    # Matching, curated.trips and the control totals each read all_trips: the window over
+    # every staged version is kept in a table, not computed again by each read of the view.
+    wh, _, _ = loaded
+    kind = wh.scalar(
+        "SELECT table_type FROM information_schema.tables "
+        "WHERE table_schema = 'intermediate' AND table_name = 'dispatch_superseded'"
+    )
+    assert kind == "BASE TABLE"
+    newest = (
+        "SELECT _file, _line, row_number() OVER (PARTITION BY source_record_id "
+        "ORDER BY updated_at DESC, _file DESC, _line DESC) > 1 AS older FROM staging.dispatch"
+    )
+    expected = set(wh.query(f"SELECT _file, _line FROM ({newest}) WHERE older"))
+    stored = set(wh.query("SELECT * FROM intermediate.dispatch_superseded"))
+    excluded = set(wh.query(
+        "SELECT _file, _line FROM intermediate.all_trips "
+        "WHERE source = 'dispatch' AND excluded_by = 'superseded_version'"
+    ))  # fmt: skip
+    assert expected and stored == expected
+    # A superseded row that is not a completed job is excluded as not_a_trip first.
+    assert excluded <= expected
+    assert len(excluded) == wh.scalar(
+        "SELECT count(*) FROM intermediate.all_trips AS t JOIN ("
+        + newest
+        + ") AS v USING (_file, _line) WHERE v.older AND NOT list_contains(t.flags, 'not_a_trip')"
+    )
+
+
 def test_broken_dispatch_lines_are_quarantined_with_their_reason(loaded):
     wh, _, truth = loaded
     quarantined = {

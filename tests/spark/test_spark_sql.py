@@ -252,6 +252,7 @@ def spark_rows(where: build.Tables, table: str) -> pl.DataFrame:
 @pytest.mark.parametrize(
     ("table", "key"),
     [
+        ("intermediate.dispatch_superseded", ["superseded_file", "superseded_line"]),
         ("intermediate.dispatch_trips", TRIP_KEY),
         ("intermediate.courier_trips", TRIP_KEY),
         ("intermediate.dc_taxi_trips", TRIP_KEY),

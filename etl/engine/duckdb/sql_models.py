@@ -18,8 +18,10 @@ disk space.
 
 The intermediate models are generated from the config, not written (`generate`): one view a
 trip source, `intermediate.<source>_trips`, from the template `warehouse/integrate/
-source_trips.sql` filled in from the source's mapping and keys, and `intermediate.all_trips`,
-their union. A model file of the same name replaces a generated one.
+source_trips.sql` filled in from the source's mapping and keys, `intermediate.all_trips`,
+their union, and a table a versioned source, `intermediate.<source>_superseded` (its rows a
+newer version supersedes, which its view reads). A model file of the same name replaces a
+generated one.
 
 A model depends on the models it names (`curated.trips` in another model's SQL), and models are
 built in that order. Building happens inside the caller's transaction with CREATE OR REPLACE,
@@ -211,7 +213,26 @@ def generate(config: Config, text_ids: Collection[str] = ()) -> dict[str, tuple[
     parts = _template()
     union = "\nUNION ALL BY NAME\n".join(f"SELECT * FROM {view}" for view in views)
     views["intermediate.all_trips"] = parts["all_trips"].format(union=union or parts["no_trips"])
-    return {name: (_TEMPLATE, "-- materialized: view\n" + sql) for name, sql in views.items()}
+    models = {name: (_TEMPLATE, "-- materialized: view\n" + sql) for name, sql in views.items()}
+    for name, source in trips.items():
+        if source.latest_version is not None:
+            sql = _superseded_sql(name, source, source.latest_version)
+            models[superseded(name)] = (_TEMPLATE, "-- materialized: table\n" + sql)
+    return models
+
+
+def superseded(name: str) -> str:
+    """The table of a versioned source's staged rows that a newer version supersedes."""
+    return f"intermediate.{name}_superseded"
+
+
+def _superseded_sql(name: str, source: Source, version: str) -> str:
+    record = [quote_identifier(k) for k in source.key if k != version]
+    if source.key_scope is not None:
+        record.append(f"regexp_extract(_file, {literal(source.key_scope)}, 1)")
+    return _template()["superseded"].format(
+        record=", ".join(record), version=quote_identifier(version), source=name
+    )
 
 
 def source_view(name: str, source: Source, text_id: bool = False, where: str = "") -> str:
@@ -228,6 +249,11 @@ def source_view(name: str, source: Source, text_id: bool = False, where: str = "
         places=_select(_PLACES, staged),
         excluded_by=_excluded_by(source, parts),
         source=name,
+        versions=(
+            "\n" + parts["versions"].format(superseded=superseded(name))
+            if source.latest_version is not None
+            else ""
+        ),
         where=where,
     )
 
@@ -265,14 +291,7 @@ def _select(shape: tuple[tuple[str, str], ...], staged: dict[str, str]) -> str:
 def _excluded_by(source: Source, parts: dict[str, str]) -> str:
     cases = [parts["not_a_trip"]] if source.trips_where else []
     if source.latest_version is not None:
-        record = [quote_identifier(k) for k in source.key if k != source.latest_version]
-        if source.key_scope is not None:
-            record.append(f"regexp_extract(_file, {literal(source.key_scope)}, 1)")
-        cases.append(
-            parts["superseded_version"].format(
-                record=", ".join(record), version=quote_identifier(source.latest_version)
-            )
-        )
+        cases.append(parts["superseded_version"])
     if not cases:
         return "NULL::VARCHAR"
     return "CASE\n        " + "\n        ".join(cases) + "\n    END"
