@@ -120,13 +120,16 @@ class DeadGatewayError(Exception):
 
 
 def test_an_error_whose_message_cannot_be_read_is_still_one_line(tmp_path):
-    code, message = describe(DeadGatewayError(), ["run", "--warehouse", str(tmp_path / "w.duckdb")])
+    # The warehouse given, so the traceback's log goes beside it, not into the checkout.
+    args = ["run", "--warehouse", str(tmp_path / "w.duckdb")]
+    code, message = describe(DeadGatewayError(), args)
     assert code == 3
     assert message.startswith("internal error: DeadGatewayError: ")
     assert "its message could not be read" in message
     later = RuntimeError("publish failed")
     later.__context__ = DeadGatewayError()  # the dead JVM's error behind a later one
-    assert describe(later, [])[0] == 3
+    assert describe(later, args)[0] == 3
+    assert list((tmp_path / "logs").glob("etl-error-*.log"))
 
 
 def _tmpfs_available() -> bool:
