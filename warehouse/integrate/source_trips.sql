@@ -50,10 +50,10 @@ SELECT _file AS superseded_file, _line AS superseded_line
 FROM (
     SELECT _file, _line, row_number() OVER (
         PARTITION BY {record} ORDER BY {version} DESC, _file DESC, _line DESC
-    ) AS newer
+    ) AS version_rank
     FROM staging.{source}
 )
-WHERE newer > 1
+WHERE version_rank > 1
 
 
 -- name: versions

@@ -216,7 +216,7 @@ def generate(config: Config, text_ids: Collection[str] = ()) -> dict[str, tuple[
     models = {name: (_TEMPLATE, "-- materialized: view\n" + sql) for name, sql in views.items()}
     for name, source in trips.items():
         if source.latest_version is not None:
-            sql = _superseded_sql(name, source, source.latest_version)
+            sql = _superseded_sql(name, source)
             models[superseded(name)] = (_TEMPLATE, "-- materialized: table\n" + sql)
     return models
 
@@ -226,7 +226,8 @@ def superseded(name: str) -> str:
     return f"intermediate.{name}_superseded"
 
 
-def _superseded_sql(name: str, source: Source, version: str) -> str:
+def _superseded_sql(name: str, source: Source) -> str:
+    version = source.latest_version
     record = [quote_identifier(k) for k in source.key if k != version]
     if source.key_scope is not None:
         record.append(f"regexp_extract(_file, {literal(source.key_scope)}, 1)")
